@@ -1,0 +1,3 @@
+from localchat.cli.main import main
+
+main()

@@ -1,0 +1,30 @@
+"""The model catalog: models.toml parsed into plain dataclasses.
+
+``load_catalog()`` reads the models.toml shipped in the package (or the one at
+the repository root in a source checkout) and validates every entry, raising
+``ConfigError`` that names the entry and the field at fault.
+"""
+
+from localchat.catalog.loader import default_catalog_path, load_catalog, parse_catalog
+from localchat.catalog.schema import (
+    ArchNumbers,
+    AwqSource,
+    Catalog,
+    CatalogEntry,
+    GgufSource,
+    PipSource,
+    QuantFiles,
+)
+
+__all__ = [
+    "ArchNumbers",
+    "AwqSource",
+    "Catalog",
+    "CatalogEntry",
+    "GgufSource",
+    "PipSource",
+    "QuantFiles",
+    "default_catalog_path",
+    "load_catalog",
+    "parse_catalog",
+]

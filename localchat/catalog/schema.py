@@ -1,0 +1,111 @@
+"""Dataclasses for catalog entries (one per ``[models.<name>]`` table)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class ArchNumbers:
+    """Architecture figures the planner needs when no GGUF header is at hand."""
+
+    n_layers: int
+    n_embd: int
+    n_head: int
+    n_head_kv: int
+    head_dim: int
+    n_ff: int
+    n_vocab: int
+    n_ctx_train: int
+    n_expert: int = 0
+    n_expert_used: int = 0
+    n_swa: int = 0
+
+
+@dataclass(frozen=True)
+class QuantFiles:
+    """One quantization of a GGUF repo: the file(s) that make it up."""
+
+    quant: str
+    files: tuple[str, ...]
+    size_bytes: int
+
+    @property
+    def is_split(self) -> bool:
+        return len(self.files) > 1
+
+    @property
+    def is_concatenated_parts(self) -> bool:
+        """``.gguf.partXofY`` pieces that must be joined into one file."""
+        return any(".part" in name.rsplit(".gguf", 1)[-1] for name in self.files)
+
+
+@dataclass(frozen=True)
+class GgufSource:
+    repo: str
+    revision: str
+    quants: dict[str, QuantFiles]
+
+    def quant(self, name: str) -> QuantFiles | None:
+        wanted = name.upper()
+        return next((q for key, q in self.quants.items() if key.upper() == wanted), None)
+
+
+@dataclass(frozen=True)
+class AwqSource:
+    repo: str
+    revision: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class PipSource:
+    """A model that arrives as a pip package exposing ``assemble() -> path``."""
+
+    package: str
+    module: str
+    quant: str
+    size_bytes: int
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    family: str
+    description: str
+    chat_format: str
+    arch: ArchNumbers
+    sampling: dict[str, float] = field(default_factory=dict)
+    notes: str = ""
+    gguf: GgufSource | None = None
+    awq: AwqSource | None = None
+    pip: PipSource | None = None
+
+    @property
+    def formats(self) -> list[str]:
+        return [
+            label
+            for label, source in (("gguf", self.gguf), ("awq", self.awq), ("pip", self.pip))
+            if source is not None
+        ]
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: dict[str, CatalogEntry]
+    default_model: str
+    offline_fallback: str | None = None
+
+    def get(self, name: str) -> CatalogEntry | None:
+        return self.entries.get(name) or self.entries.get(name.lower())
+
+    def find_by_repo(self, repo_id: str) -> CatalogEntry | None:
+        wanted = repo_id.lower()
+        for entry in self.entries.values():
+            for source in (entry.gguf, entry.awq):
+                if source is not None and source.repo.lower() == wanted:
+                    return entry
+        return None
+
+    def names(self) -> list[str]:
+        return list(self.entries)

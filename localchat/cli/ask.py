@@ -1,0 +1,71 @@
+"""``localchat ask``: one question, the answer streamed to stdout, like a Unix tool."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from localchat.cli.options import model_option, read_prompt
+
+ASK_EPILOG = """
+\b
+Examples:
+  localchat ask "Why is the sky blue?"
+  git diff | localchat ask "review this"
+  localchat ask -m huozi3:q4_0 "你好"
+  localchat ask --json -m ./model.gguf "hi" | jq .text
+"""
+
+
+@click.command(epilog=ASK_EPILOG)
+@click.argument("prompt", required=False)
+@model_option
+@click.option("-s", "--system", help="System prompt.")
+@click.option("--temperature", type=click.FloatRange(0, 5), help="Sampling temperature.")
+@click.option("--top-p", "top_p", type=click.FloatRange(0, 1), help="Nucleus sampling.")
+@click.option("--max-tokens", type=click.IntRange(1), help="Stop after this many tokens.")
+@click.option("--seed", type=int, help="Random seed (same seed + temperature 0 = same text).")
+@click.option("--ctx", type=click.IntRange(256), help="Context size in tokens (default: planned).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@click.option("--show-thinking", is_flag=True, help="Also print thinking/reflection parts.")
+@click.option("-c", "--continue", "continue_last", is_flag=True, help="Continue the last chat.")
+@click.option("--no-pull", is_flag=True, help="Never download; fail if the model is missing.")
+@click.option("--verbose", is_flag=True, help="Show llama.cpp's own log on stderr.")
+def ask(
+    prompt: str | None,
+    model: str | None,
+    system: str | None,
+    temperature: float | None,
+    top_p: float | None,
+    max_tokens: int | None,
+    seed: int | None,
+    ctx: int | None,
+    as_json: bool,
+    show_thinking: bool,
+    continue_last: bool,
+    no_pull: bool,
+    verbose: bool,
+) -> None:
+    """Answer PROMPT (and/or text on stdin) with a local model, streamed to stdout."""
+    from localchat.cli.ask_run import AskRequest, run_ask
+
+    text = read_prompt(prompt, sys.stdin)
+    request = AskRequest(
+        prompt=text,
+        model=model,
+        system=system,
+        sampling_overrides={
+            "temperature": temperature,
+            "top_p": top_p,
+            "max_tokens": max_tokens,
+            "seed": seed,
+        },
+        n_ctx=ctx,
+        as_json=as_json,
+        show_thinking=show_thinking,
+        continue_last=continue_last,
+        allow_download=not no_pull,
+        verbose=verbose,
+    )
+    run_ask(request)

@@ -1,0 +1,165 @@
+"""What ``localchat ask`` does once its options are parsed: load, stream, record."""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from localchat.api import LoadedModel, open_model
+from localchat.engine.base import GenerationStats, Message, SamplingParams
+from localchat.errors import Interrupted
+
+
+@dataclass
+class AskRequest:
+    prompt: str
+    model: str | None = None
+    system: str | None = None
+    sampling_overrides: dict[str, Any] = field(default_factory=dict)
+    n_ctx: int | None = None
+    as_json: bool = False
+    show_thinking: bool = False
+    continue_last: bool = False
+    allow_download: bool = True
+    verbose: bool = False
+
+
+def run_ask(request: AskRequest) -> None:
+    from localchat.engine.logs import ROUTER
+    from localchat.history import HistoryStore
+
+    ROUTER.echo_to_stderr = request.verbose
+    with HistoryStore() as history:
+        previous, conversation_id = _conversation(history, request)
+        model = open_model(
+            request.model or previous.get("model"),
+            n_ctx=request.n_ctx,
+            allow_download=request.allow_download,
+            progress=_progress_renderer(),
+        )
+        with model:
+            if conversation_id is None:
+                conversation_id = history.new_conversation(
+                    model.ref.display_name, system_prompt=request.system
+                )
+            messages = _messages(previous.get("messages", []), request)
+            history.add_message(conversation_id, "user", request.prompt)
+            recorder = history.recorder(conversation_id)
+            text = _generate(model, messages, _sampling(model, request), request, recorder)
+            recorder.finish(_stats_dict(model.last_stats), text=text)
+            if request.as_json:
+                _print_json(model, text)
+
+
+def _conversation(history: Any, request: AskRequest) -> tuple[dict[str, Any], int | None]:
+    """With -c: the last conversation's model and messages, and its id."""
+    if not request.continue_last:
+        return {}, None
+    last = history.latest_conversation()
+    if last is None:
+        return {}, None
+    messages = [m.as_message() for m in history.messages(last.id) if m.content]
+    system = [Message("system", last.system_prompt)] if last.system_prompt else []
+    return {"model": last.model, "messages": system + messages}, last.id
+
+
+def _messages(previous: list[Message], request: AskRequest) -> list[Message]:
+    messages = list(previous)
+    if request.system:
+        messages = [m for m in messages if m.role != "system"]
+        messages.insert(0, Message("system", request.system))
+    messages.append(Message("user", request.prompt))
+    return messages
+
+
+def _sampling(model: LoadedModel, request: AskRequest) -> SamplingParams:
+    given = {k: v for k, v in request.sampling_overrides.items() if v is not None}
+    return replace(model.default_sampling(), **given)
+
+
+def _generate(
+    model: LoadedModel,
+    messages: list[Message],
+    sampling: SamplingParams,
+    request: AskRequest,
+    recorder: Any,
+) -> str:
+    """Stream to stdout (unless --json); Ctrl-C keeps what was printed and exits 130."""
+    parser = None if request.show_thinking else model.reply_parser()
+    stream = model.stream_chat(messages, sampling)
+    out = sys.stdout
+    try:
+        for piece in stream:
+            recorder.feed(piece)
+            if not request.as_json:
+                _write(out, _visible(parser, piece))
+        if parser is not None and not request.as_json:
+            _write(out, _visible_parts(parser.finish()))
+    except KeyboardInterrupt:
+        stream.close()
+        recorder.finish(_stats_dict(model.last_stats))
+        if not request.as_json:
+            _write(out, "\n")
+        raise Interrupted("interrupted; the partial reply was kept in history") from None
+    finally:
+        stream.close()
+    if not request.as_json:
+        _write(out, "\n")
+    return recorder.text
+
+
+def _visible(parser: Any, piece: str) -> str:
+    return piece if parser is None else _visible_parts(parser.feed(piece))
+
+
+def _visible_parts(parts: list[Any]) -> str:
+    return "".join(part.text for part in parts if part.kind in ("output", "text"))
+
+
+def _write(out: Any, text: str) -> None:
+    if text:
+        out.write(text)
+        out.flush()
+
+
+def _stats_dict(stats: GenerationStats) -> dict[str, Any]:
+    return {
+        "prompt_tokens": stats.prompt_tokens,
+        "completion_tokens": stats.completion_tokens,
+        "time_to_first_token_s": _round(stats.time_to_first_token_s),
+        "decode_tokens_per_s": _round(stats.decode_tokens_per_s),
+        "total_s": _round(stats.total_s),
+        "finish_reason": stats.finish_reason,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _print_json(model: LoadedModel, text: str) -> None:
+    payload: dict[str, Any] = {
+        "text": text,
+        "model": model.ref.display_name,
+        "file": str(model.path),
+        "quant": model.quant,
+        "plan": model.plan_summary,
+        **_stats_dict(model.last_stats),
+    }
+    parser = model.reply_parser()
+    if parser is not None:
+        from localchat.formats import split_reply
+
+        payload["parts"] = split_reply(text)
+    json.dump(payload, sys.stdout, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+def _progress_renderer() -> Any:
+    try:
+        from localchat.hub.progress import StderrProgress
+    except ImportError:
+        return None
+    return StderrProgress()

@@ -1,0 +1,134 @@
+"""The ``localchat`` command: a lazy Click group and the one place errors become exit codes.
+
+Subcommands live one per module in ``localchat.cli`` and are imported only when
+invoked, so ``localchat ask --help`` does not pay for Textual or llama.cpp.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from localchat.errors import ExitCode, LocalchatError
+
+# name -> "module:function"; each module defines one click command.
+COMMANDS: dict[str, str] = {
+    "ask": "localchat.cli.ask:ask",
+    "catalog": "localchat.cli.catalog_cmd:catalog",
+    "list": "localchat.cli.list_cmd:list_models",
+    "hw": "localchat.cli.hw_cmd:hw",
+}
+
+# One line per command for `localchat --help`, so listing commands imports none of them.
+SHORT_HELP: dict[str, str] = {
+    "ask": "Answer a prompt (and stdin) with a local model, streamed to stdout.",
+    "catalog": "List the models localchat knows by name.",
+    "list": "List the models on disk.",
+    "hw": "Show the CPU, RAM, GPUs and llama.cpp build.",
+    "plan": "Show the quant, GPU layers and context that fit this machine.",
+    "pull": "Download a model (resumable, verified).",
+    "rm": "Delete a downloaded model.",
+    "show": "Show a model's chat format and the exact prompt it is fed.",
+    "doctor": "Find install problems (GPU build, AMX/SIGILL, driver, disk).",
+}
+
+EXIT_CODES_HELP = f"""
+\b
+Exit codes:
+  {ExitCode.OK}    ok
+  {ExitCode.ERROR}    other error
+  {ExitCode.USAGE}    usage error (bad option, malformed config)
+  {ExitCode.MODEL_NOT_FOUND}    model not found (name, repo, quant or file)
+  {ExitCode.DOES_NOT_FIT}    model does not fit this machine's memory
+  {ExitCode.DOWNLOAD_FAILED}    download failed (network, auth, disk space)
+  {ExitCode.CORRUPT_MODEL_FILE}    model file corrupt or truncated
+  {ExitCode.ENGINE_FAILED}    inference engine failed (llama.cpp load or run)
+  {ExitCode.INTERRUPTED}  interrupted (Ctrl-C)
+"""
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, SHORT_HELP.get(name, "")) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        return getattr(importlib.import_module(module_name), attr)
+
+
+@click.group(cls=LazyGroup, invoke_without_command=True, epilog=EXIT_CODES_HELP)
+@click.option("-m", "--model", "model", help="Open the app with this model loaded.")
+@click.version_option(package_name="localchat")
+@click.pass_context
+def cli(ctx: click.Context, model: str | None) -> None:
+    """Run quantized LLMs on your own machine.
+
+    With no command, opens the terminal app.  `localchat ask "..."` answers once
+    on stdout; `localchat plan MODEL` shows what fits this machine.
+    """
+    if ctx.invoked_subcommand is None:
+        from localchat.tui import run_app
+
+        run_app(model=model)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI and map localchat errors to one line and an exit code."""
+    try:
+        cli.main(args=argv, prog_name="localchat", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(ExitCode.USAGE)
+    except click.exceptions.Abort:
+        sys.exit(ExitCode.INTERRUPTED)
+    except LocalchatError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        sys.exit(ExitCode.INTERRUPTED)
+    except BrokenPipeError:
+        _silence_broken_pipe()
+    except Exception as exc:  # a bug: one line for the user, the traceback to the log
+        _report_internal_error(exc)
+    sys.exit(ExitCode.OK)
+
+
+def fail(exc: LocalchatError) -> None:
+    sys.stdout.flush()
+    click.echo(f"localchat: error: {exc.one_line()}", err=True)
+    sys.exit(exc.exit_code)
+
+
+def _report_internal_error(exc: Exception) -> None:
+    import traceback
+
+    from localchat.paths import ensure_dir, log_dir
+
+    log_path = ensure_dir(log_dir()) / "errors.log"
+    with open(log_path, "a", encoding="utf-8") as log:
+        traceback.print_exception(exc, file=log)
+    click.echo(
+        f"localchat: internal error: {type(exc).__name__}: {exc} (details in {log_path})",
+        err=True,
+    )
+    sys.exit(ExitCode.ERROR)
+
+
+def _silence_broken_pipe() -> None:
+    """`localchat ask ... | head` closes stdout early; that is not an error."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(ExitCode.OK)

@@ -1,0 +1,256 @@
+"""The llama-cpp-python backend.
+
+The only module (with ``engine/logs.py``) that imports ``llama_cpp``, and only
+when a model is loaded.  Generation runs on ``Llama.generate`` token by token
+so that stop strings, stop token ids, incremental UTF-8 and timing are ours.
+"""
+
+from __future__ import annotations
+
+import codecs
+import ctypes
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+from localchat.engine.base import (
+    GenerationStats,
+    LoadReport,
+    LoadSettings,
+    PromptSpec,
+    SamplingParams,
+)
+from localchat.engine.logs import ROUTER
+from localchat.engine.stops import StopStringFilter
+from localchat.errors import BackendUnavailable, EngineError
+
+MAX_LOAD_RETRIES = 3
+_OOM_MARKERS = ("failed to allocate", "out of memory", "cudaMalloc failed", "unable to allocate")
+
+
+def import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise BackendUnavailable(
+            "llama-cpp-python is not installed",
+            hint='install it: CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install llama-cpp-python',
+        ) from exc
+    except OSError as exc:  # the shared library failed to load
+        raise BackendUnavailable(
+            f"llama-cpp-python is installed but its library failed to load ({exc})",
+            hint="reinstall it; see `localchat doctor`",
+        ) from exc
+    ROUTER.install()
+    return llama_cpp
+
+
+def ggml_type(name: str) -> int:
+    llama_cpp = import_llama_cpp()
+    attr = f"GGML_TYPE_{name.upper()}"
+    if not hasattr(llama_cpp, attr):
+        raise EngineError(f"unknown KV cache type {name!r}", hint="use f16, q8_0 or q4_0")
+    return int(getattr(llama_cpp, attr))
+
+
+class LlamaBackend:
+    """One model loaded in llama.cpp; kept loaded until ``close()``."""
+
+    def __init__(self, settings: LoadSettings) -> None:
+        self.settings = settings
+        self.load_report = LoadReport()
+        self._stats = GenerationStats()
+        self._llm = self._load_with_backoff(settings)
+        self._piece_buffer = ctypes.create_string_buffer(256)
+
+    # -- loading ---------------------------------------------------------
+
+    def _load_with_backoff(self, settings: LoadSettings) -> Any:
+        """Load; when llama.cpp runs out of memory, offload fewer layers and retry (bounded)."""
+        started = time.perf_counter()
+        attempt_settings = settings
+        for _attempt in range(MAX_LOAD_RETRIES + 1):
+            with ROUTER.capture() as log_lines:
+                try:
+                    llm = self._construct(attempt_settings)
+                except ValueError as exc:
+                    log_text = "".join(log_lines)
+                    fewer = _fewer_layers(attempt_settings, log_text)
+                    if fewer is None:
+                        raise _load_error(settings, exc, log_text) from exc
+                    self.load_report.retries.append(
+                        f"load failed for memory with {attempt_settings.n_gpu_layers} GPU layers; "
+                        f"retrying with {fewer.n_gpu_layers}"
+                    )
+                    attempt_settings = fewer
+                    continue
+            self.settings = attempt_settings
+            self.load_report.load_s = time.perf_counter() - started
+            self.load_report.log_text = "".join(log_lines)
+            return llm
+        raise EngineError(
+            f"could not load {settings.model_path.name} after {MAX_LOAD_RETRIES} retries",
+            hint="try a smaller quant or --ctx",
+        )
+
+    def _construct(self, settings: LoadSettings) -> Any:
+        llama_cpp = import_llama_cpp()
+        kwargs: dict[str, Any] = {
+            "model_path": str(settings.model_path),
+            "n_ctx": settings.n_ctx,
+            "n_gpu_layers": settings.n_gpu_layers,
+            "n_batch": settings.n_batch,
+            "n_ubatch": settings.n_ubatch,
+            "flash_attn": settings.flash_attn,
+            "type_k": ggml_type(settings.type_k),
+            "type_v": ggml_type(settings.type_v),
+            "use_mmap": settings.use_mmap,
+            "verbose": True,  # verbose=False dup2()s fds 1/2 to /dev/null during load
+        }
+        if settings.n_threads:
+            kwargs["n_threads"] = settings.n_threads
+        if settings.tensor_split:
+            kwargs["tensor_split"] = list(settings.tensor_split)
+        with ROUTER.python_stderr():
+            return llama_cpp.Llama(**kwargs)
+
+    # -- generation ------------------------------------------------------
+
+    @property
+    def last_stats(self) -> GenerationStats:
+        return self._stats
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    def token_text(self, token_id: int) -> str:
+        return self._piece(token_id, True).decode("utf-8", errors="replace")
+
+    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> Iterator[str]:
+        """Yield decoded text; closing the generator stops decoding at the next token."""
+        llm = self._llm
+        tokens = self._tokenize_prompt(prompt)
+        budget = self._completion_budget(len(tokens), sampling.max_tokens)
+        llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
+        stats = GenerationStats(prompt_tokens=len(tokens), finish_reason="cancelled")
+        self._stats = stats
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        stops = StopStringFilter(prompt.stop_strings)
+        stop_ids = set(prompt.stop_token_ids)
+        started = time.perf_counter()
+        first_token_at = last_token_at = started
+        with ROUTER.python_stderr():
+            generator = llm.generate(
+                tokens,
+                top_k=sampling.top_k,
+                top_p=sampling.top_p,
+                min_p=sampling.min_p,
+                temp=sampling.temperature,
+                repeat_penalty=sampling.repeat_penalty,
+                reset=True,
+            )
+        try:
+            for token in _quietly(generator):
+                last_token_at = time.perf_counter()
+                if stats.completion_tokens == 0:
+                    first_token_at = last_token_at
+                    stats.time_to_first_token_s = first_token_at - started
+                if self._is_end(token, stop_ids):
+                    stats.finish_reason = "stop"
+                    break
+                stats.completion_tokens += 1
+                piece = decoder.decode(self._piece(token, prompt.render_special_tokens))
+                text, stopped = stops.feed(piece)
+                if text:
+                    yield text
+                if stopped:
+                    stats.finish_reason = "stop"
+                    break
+                if stats.completion_tokens >= budget:
+                    stats.finish_reason = "length"
+                    break
+            else:
+                stats.finish_reason = "stop"
+            if stats.finish_reason != "cancelled":
+                tail = stops.flush(decoder.decode(b"", final=True))
+                if tail:
+                    yield tail
+        finally:
+            generator.close()
+            stats.total_s = time.perf_counter() - started
+            decode_s = last_token_at - first_token_at
+            if stats.completion_tokens > 1 and decode_s > 0:
+                stats.decode_tokens_per_s = (stats.completion_tokens - 1) / decode_s
+
+    def _tokenize_prompt(self, prompt: PromptSpec) -> list[int]:
+        llm = self._llm
+        add_bos = not prompt.has_bos and llm._model.add_bos_token()
+        tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=add_bos, special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise EngineError(
+                f"the prompt is {len(tokens)} tokens but the context holds {llm.n_ctx()}",
+                hint="shorten the input or raise --ctx",
+            )
+        return tokens
+
+    def _completion_budget(self, prompt_tokens: int, max_tokens: int | None) -> int:
+        room = self._llm.n_ctx() - prompt_tokens
+        return room if max_tokens is None or max_tokens <= 0 else min(room, max_tokens)
+
+    def _is_end(self, token: int, stop_ids: set[int]) -> bool:
+        import llama_cpp
+
+        return token in stop_ids or bool(
+            llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
+        )
+
+    def _piece(self, token: int, special: bool) -> bytes:
+        """The token's bytes (llama-cpp-python's own helper truncates pieces over 32 bytes)."""
+        import llama_cpp
+
+        vocab = self._llm._model.vocab
+        n = llama_cpp.llama_token_to_piece(vocab, token, self._piece_buffer, 256, 0, special)
+        if n < 0:
+            bigger = ctypes.create_string_buffer(-n)
+            n = llama_cpp.llama_token_to_piece(vocab, token, bigger, -n, 0, special)
+            return bigger.raw[:n]
+        return self._piece_buffer.raw[:n]
+
+    def close(self) -> None:
+        llm, self._llm = self._llm, None
+        if llm is not None:
+            llm.close()
+
+
+def _quietly(generator: Iterator[int]) -> Iterator[int]:
+    """Advance llama-cpp-python's generator with its Python-side prints sent to the log."""
+    while True:
+        with ROUTER.python_stderr():
+            try:
+                token = next(generator)
+            except StopIteration:
+                return
+        yield token
+
+
+def _fewer_layers(settings: LoadSettings, log_text: str) -> LoadSettings | None:
+    """The settings to retry with after an out-of-memory load, or None if not memory."""
+    lowered = log_text.lower()
+    if settings.n_gpu_layers <= 0 or not any(marker in lowered for marker in _OOM_MARKERS):
+        return None
+    step = max(1, settings.n_gpu_layers // 8)
+    return replace(settings, n_gpu_layers=max(0, settings.n_gpu_layers - step))
+
+
+def _load_error(settings: LoadSettings, exc: ValueError, log_text: str) -> EngineError:
+    name = settings.model_path.name
+    last_error = next(
+        (line.strip() for line in reversed(log_text.splitlines()) if "error" in line.lower()), ""
+    )
+    detail = f": {last_error}" if last_error else ""
+    return EngineError(
+        f"llama.cpp could not load {name}{detail}",
+        hint="see the log with `localchat doctor`, or try a smaller --ctx",
+    )
