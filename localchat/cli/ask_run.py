@@ -115,7 +115,9 @@ def _visible(parser: Any, piece: str) -> str:
 
 
 def _visible_parts(parts: list[Any]) -> str:
-    return "".join(part.text for part in parts if part.kind in ("output", "text"))
+    from localchat.formats import visible_text
+
+    return visible_text(parts)
 
 
 def _write(out: Any, text: str) -> None:
@@ -148,11 +150,13 @@ def _print_json(model: LoadedModel, text: str) -> None:
         "plan": model.plan_summary,
         **_stats_dict(model.last_stats),
     }
-    parser = model.reply_parser()
-    if parser is not None:
-        from localchat.formats import split_reply
+    if model.reply_parser() is not None:
+        from localchat.formats import split_reply, visible_text
 
-        payload["parts"] = split_reply(text)
+        parts = split_reply(text)
+        payload["text"] = visible_text(parts)
+        payload["raw_text"] = text
+        payload["parts"] = [{"kind": part.kind, "text": part.text} for part in parts]
     json.dump(payload, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
 

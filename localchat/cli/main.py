@@ -18,7 +18,12 @@ COMMANDS: dict[str, str] = {
     "ask": "localchat.cli.ask:ask",
     "catalog": "localchat.cli.catalog_cmd:catalog",
     "list": "localchat.cli.list_cmd:list_models",
+    "pull": "localchat.cli.pull_cmd:pull",
+    "rm": "localchat.cli.rm_cmd:rm",
     "hw": "localchat.cli.hw_cmd:hw",
+    "plan": "localchat.cli.plan_cmd:plan",
+    "show": "localchat.cli.show_cmd:show",
+    "doctor": "localchat.cli.doctor_cmd:doctor",
 }
 
 # One line per command for `localchat --help`, so listing commands imports none of them.
@@ -85,7 +90,9 @@ def cli(ctx: click.Context, model: str | None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map localchat errors to one line and an exit code."""
     try:
-        cli.main(args=argv, prog_name="localchat", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="localchat", standalone_mode=False)
+        if isinstance(result, int):  # ctx.exit(n) is returned, not raised, in this mode
+            sys.exit(result)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.ClickException as exc:

@@ -120,12 +120,15 @@ class _Cursor:
 
     def __init__(self, source: ByteSource, chunk_bytes: int, max_chunk_bytes: int) -> None:
         self.source = source
-        self.size = source.size_bytes()
         self.pos = 0
         self._buf = b""
         self._buf_start = 0
         self._chunk = chunk_bytes
         self._max_chunk = max_chunk_bytes
+
+    @property
+    def size(self) -> int | None:
+        return self.source.size_bytes()
 
     def fail(self, reason: str) -> CorruptModelFile:
         return CorruptModelFile(

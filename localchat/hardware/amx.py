@@ -15,6 +15,12 @@ So the signals, from cheapest to surest:
 3. ``arch_prctl(ARCH_REQ_XCOMP_PERM, 18)`` returns 0: this process may use it.
 4. ``ldtilecfg`` + ``tilezero`` + ``tilerelease`` in a child process exits 0.
 
+On the 2026-11-22 CI VM (Firecracker, "Intel(R) Xeon(R) Processor") we found
+no AMX at all: CPUID.(7,0):EDX = 0x20814010 (bits 22/24/25 clear), XCR0 = 0xe7,
+no amx_* in /proc/cpuinfo, ``gcc -march=native`` = cooperlake without AMX, and
+the tilezero child dies with SIGILL (-4).  So a native build there would use
+AVX-512 (which works), not AMX; the AMX trap depends on the VM host.
+
 CPUID and XGETBV never fault in user mode, so 1 and 2 run in-process from a
 few bytes of machine code in an executable ``mmap``; 4 runs in a child process
 because a SIGILL there must not kill us.  Everything returns ``None`` off
@@ -23,6 +29,7 @@ Linux x86-64 or when executable memory is refused.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import mmap
 import platform
@@ -67,10 +74,8 @@ def _run_machine_code(code: bytes, *args: int) -> int | None:
         del function
         return result
     finally:
-        try:
+        with contextlib.suppress(BufferError):  # a ctypes view still alive
             region.close()
-        except BufferError:  # a ctypes view still alive; the page is freed at exit
-            pass
 
 
 def cpuid_advertises_amx() -> bool | None:
@@ -113,6 +118,8 @@ def run_tilezero() -> None:
 
 def tilezero_executes() -> bool | None:
     """Run ``run_tilezero`` in a child interpreter: True if it exits 0, False on a signal."""
+    if getattr(sys, "frozen", False):  # PyInstaller: sys.executable is localchat, not Python
+        return None
     code = "from localchat.hardware.amx import run_tilezero; run_tilezero()"
     try:
         child = subprocess.run(
@@ -140,7 +147,7 @@ def detect_amx(*, execute: bool = False) -> AmxStatus | None:
     if advertised is None:
         return None
     enabled = bool(xcr0_tile_enabled())
-    permitted = tile_permission_granted() if advertised else False
+    permitted = tile_permission_granted()
     executes = tilezero_executes() if (execute and advertised) else None
     return AmxStatus(
         cpuid_advertises=advertised,

@@ -8,6 +8,7 @@ tell "no GPU" from "GPU but no driver".
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -103,10 +104,8 @@ def scan_nvml() -> NvidiaScan | None:
     except pynvml.NVMLError as exc:
         return NvidiaScan(driver_found=True, problem=f"NVML error: {exc}")
     finally:
-        try:
+        with contextlib.suppress(pynvml.NVMLError):
             pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
     return NvidiaScan(gpus=gpus, driver_found=True)
 
 

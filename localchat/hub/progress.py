@@ -83,11 +83,15 @@ def format_eta(eta_s: float | None) -> str:
         return "--:--"
     eta = int(eta_s)
     hours, rest = divmod(eta, 3600)
-    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+    return (
+        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
+        if hours
+        else f"{rest // 60:02d}:{rest % 60:02d}"
+    )
 
 
 class StderrProgress:
-    """Renders events on stderr: one rewritten line on a terminal, a line every few seconds otherwise."""
+    """Renders events on stderr: a rewritten line on a terminal, else a line every few seconds."""
 
     def __init__(self, stream: TextIO | None = None, *, line_interval_s: float = 5.0) -> None:
         self.stream = stream or sys.stderr
@@ -122,7 +126,7 @@ class StderrProgress:
     def _stage_line(self, event: PullProgress) -> str:
         name = short_name(event.file)
         if event.stage == "done" and event.file:
-            return f"{name}: {format_bytes(event.bytes_total)} verified"
+            return f"{name}: {event.message or format_bytes(event.bytes_total) + ' verified'}"
         if event.stage == "done":
             return event.message
         if event.stage in ("retry", "waiting", "resolve", "join", "verify"):

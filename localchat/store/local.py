@@ -48,7 +48,13 @@ def _from_path(ref: ModelRef) -> LocalModel:
     path = ref.path
     if not path.is_file():
         raise ModelNotFound(f"no such file: {path}", hint="check the path to the .gguf")
-    return LocalModel(name=path.name, path=path, files=(path,), quant=_quant_from_name(path.name))
+    return LocalModel(
+        name=path.name,
+        path=path,
+        files=(path,),
+        quant=_quant_from_name(path.name),
+        extra={"source": "path"},
+    )
 
 
 def _from_pip(ref: ModelRef) -> LocalModel | None:
@@ -60,7 +66,12 @@ def _from_pip(ref: ModelRef) -> LocalModel | None:
         return None
     path = Path(module.assemble())
     return LocalModel(
-        name=ref.entry.name, path=path, files=(path,), quant=source.quant, format="gguf"
+        name=ref.entry.name,
+        path=path,
+        files=(path,),
+        quant=source.quant,
+        format="gguf",
+        extra={"source": "pip"},
     )
 
 

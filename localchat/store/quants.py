@@ -31,3 +31,47 @@ def quality_rank(quant: str) -> int:
         return KNOWN_QUANTS.index(quant.upper())
     except ValueError:
         return len(KNOWN_QUANTS)
+
+
+# Any quant-looking token, for names KNOWN_QUANTS does not cover (UD-Q4_K_XL, Q4_K_L...).
+_ANY_QUANT_RE = re.compile(
+    r"(?<![A-Za-z0-9])((?:UD-)?(?:I?Q\d(?:_[A-Za-z0-9]+)*|BF16|F16|F32|FP16|FP32|MXFP4(?:_MOE)?))"
+    r"(?![A-Za-z0-9])",
+    re.IGNORECASE,
+)
+
+
+def quant_in_stem(stem: str) -> str | None:
+    """The quant named in a file stem (the last quant-looking token), upper-cased."""
+    matches = _ANY_QUANT_RE.findall(stem)
+    return matches[-1].upper() if matches else None
+
+
+SPLIT_RE = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$", re.IGNORECASE)
+PARTS_RE = re.compile(r"^(?P<joined>.+\.gguf)\.part(?P<no>\d+)of(?P<count>\d+)$", re.IGNORECASE)
+_NOT_MODEL_RE = re.compile(r"mmproj|imatrix|vocab-only", re.IGNORECASE)
+
+
+def classify_gguf_path(path: str) -> tuple[str, str, int, int] | None:
+    """``(stem, layout, number, count)`` for a GGUF path in a repo, or None if not a model file.
+
+    layout is "single", "split" (llama.cpp ``-0000N-of-0000M``) or "parts" (``.partXofY``);
+    the stem keeps the folder, so files of one quant share it.
+    """
+    directory, _, name = path.rpartition("/")
+    if _NOT_MODEL_RE.search(name):
+        return None
+    prefix = f"{directory}/" if directory else ""
+    if match := PARTS_RE.match(name):
+        stem = prefix + match.group("joined")[: -len(".gguf")]
+        return stem, "parts", int(match.group("no")), int(match.group("count"))
+    if match := SPLIT_RE.match(name):
+        return (
+            prefix + match.group("stem"),
+            "split",
+            int(match.group("no")),
+            int(match.group("count")),
+        )
+    if name.lower().endswith(".gguf"):
+        return prefix + name[: -len(".gguf")], "single", 1, 1
+    return None

@@ -80,7 +80,7 @@ def pin_key(repo_id: str, revision: str) -> str:
 
 
 def pinned_commit(repo_id: str, revision: str) -> str | None:
-    """The commit a previous pull of ``repo_id`` at ``revision`` resolved, so re-pulls stay on it."""
+    """The commit an earlier pull of ``repo_id`` at ``revision`` resolved; re-pulls stay on it."""
     pins = read_json(registry_file()).get("pins", {})
     value = pins.get(pin_key(repo_id, revision))
     return value if isinstance(value, str) else None

@@ -1,0 +1,193 @@
+"""GGUF chat templates, rendered in a locked-down Jinja sandbox.
+
+A chat template comes from a downloaded file, so it is untrusted code.  It is
+refused before it runs when it names private attributes (``__class__``,
+``__globals__``…) or loads other templates (include/import/extends: the only
+way Jinja reaches files), and it renders in ``ImmutableSandboxedEnvironment``
+with no loader, a short list of globals and a cap on output size, so anything
+the static check misses fails as ``UnsafeTemplateError`` instead of running.
+
+Rendering follows Hugging Face transformers (``trim_blocks``,
+``lstrip_blocks``, ``loopcontrols``, ``tojson`` without ASCII escaping), which
+is how the templates' authors rendered them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from localchat.engine.base import Message
+from localchat.formats.base import (
+    TemplateError,
+    TemplateRejected,
+    UnsafeTemplateError,
+    require_messages,
+)
+
+MAX_TEMPLATE_CHARS = 200_000
+MAX_RENDER_CHARS = 4_000_000
+
+
+class SandboxedTemplate:
+    """A compiled GGUF chat template; call it like a ``Renderer``."""
+
+    def __init__(
+        self, source: str, *, bos_token: str = "", eos_token: str = "", origin: str = "GGUF"
+    ) -> None:
+        self.source = source
+        self.bos_token = bos_token
+        self.eos_token = eos_token
+        self.origin = origin
+        self._template = _compile(source, origin)
+
+    def __call__(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+        require_messages(messages)
+        context = {
+            "messages": [{"role": m.role, "content": m.content} for m in messages],
+            "add_generation_prompt": add_generation_prompt,
+            "bos_token": self.bos_token,
+            "eos_token": self.eos_token,
+        }
+        return _render(self._template, context, self.origin)
+
+
+def _environment():  # -> ImmutableSandboxedEnvironment
+    import jinja2.ext
+    from jinja2.exceptions import SecurityError
+    from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
+    from jinja2.utils import Namespace
+
+    class StrictSandbox(ImmutableSandboxedEnvironment):
+        """Fails at the first unsafe access instead of handing back a silent Undefined."""
+
+        def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
+            raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r}")
+
+    class GenerationTag(jinja2.ext.Extension):
+        """transformers' ``{% generation %}…{% endgeneration %}`` marker: renders its body."""
+
+        tags = {"generation"}  # noqa: RUF012 (Jinja's own class attribute)
+
+        def parse(self, parser: Any) -> Any:
+            next(parser.stream)
+            return parser.parse_statements(("name:endgeneration",), drop_needle=True)
+
+    env = StrictSandbox(
+        loader=None,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,
+        extensions=[jinja2.ext.loopcontrols, GenerationTag],
+    )
+    env.globals.clear()
+    env.globals.update(
+        range=safe_range,
+        dict=dict,
+        namespace=Namespace,
+        raise_exception=_raise_exception,
+        strftime_now=_strftime_now,
+    )
+    env.filters["tojson"] = _tojson
+    return env
+
+
+def _raise_exception(message: str) -> None:
+    raise TemplateRejected(f"the model's chat template rejected the conversation: {message}")
+
+
+def _strftime_now(fmt: str) -> str:
+    return datetime.now().strftime(fmt)
+
+
+def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
+            separators: tuple[str, str] | None = None, sort_keys: bool = False) -> str:  # fmt: skip
+    return json.dumps(
+        value, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys
+    )
+
+
+def _compile(source: str, origin: str):  # -> jinja2.Template
+    import jinja2
+
+    if not isinstance(source, str) or not source.strip():
+        raise TemplateError(f"{origin}: empty chat template")
+    if len(source) > MAX_TEMPLATE_CHARS:
+        raise UnsafeTemplateError(
+            f"{origin}: chat template is implausibly large ({len(source)} characters)"
+        )
+    env = _environment()
+    try:
+        tree = env.parse(source)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError(
+            f"{origin}: chat template is not valid Jinja (line {exc.lineno}: {exc.message})",
+            hint="set chat_format in models.toml to a built-in format",
+        ) from exc
+    _check_tree(tree, origin)
+    try:
+        return env.from_string(tree)
+    except jinja2.TemplateError as exc:
+        raise TemplateError(f"{origin}: chat template does not compile ({exc})") from exc
+
+
+def _check_tree(tree: Any, origin: str) -> None:
+    """Refuse templates that name private attributes or load other templates."""
+    from jinja2 import nodes
+
+    loaders = (nodes.Include, nodes.Import, nodes.FromImport, nodes.Extends)
+    for node in tree.find_all(loaders):
+        raise UnsafeTemplateError(
+            f"{origin}: chat template tries to load other templates "
+            f"({type(node).__name__.lower()}, line {node.lineno}); refused",
+            hint="a chat template must not read files",
+        )
+    names: list[tuple[str, int]] = [(n.attr, n.lineno) for n in tree.find_all(nodes.Getattr)]
+    for node in tree.find_all(nodes.Getitem):
+        if isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+            names.append((node.arg.value, node.lineno))
+    for node in tree.find_all(nodes.Filter):
+        if node.name == "attr":
+            names.extend((a.value, node.lineno) for a in node.args if isinstance(a, nodes.Const))
+    for name, lineno in names:
+        if isinstance(name, str) and name.startswith("_"):
+            raise UnsafeTemplateError(
+                f"{origin}: chat template reaches for Python internals "
+                f"({name!r}, line {lineno}); refused",
+                hint="the file's template is hostile or broken; do not use this file",
+            )
+
+
+def _render(template: Any, context: dict[str, Any], origin: str) -> str:
+    import jinja2
+    from jinja2.exceptions import SecurityError
+
+    pieces: list[str] = []
+    size = 0
+    try:
+        for piece in template.generate(**context):
+            size += len(piece)
+            if size > MAX_RENDER_CHARS:
+                raise UnsafeTemplateError(f"{origin}: chat template output runs away; refused")
+            pieces.append(piece)
+    except SecurityError as exc:
+        raise UnsafeTemplateError(
+            f"{origin}: chat template tried an unsafe operation ({exc}); refused",
+            hint="the file's template is hostile or broken; do not use this file",
+        ) from exc
+    except (OverflowError, RecursionError, MemoryError) as exc:
+        raise UnsafeTemplateError(
+            f"{origin}: chat template tried to exhaust resources ({exc}); refused",
+            hint="the file's template is hostile or broken; do not use this file",
+        ) from exc
+    except TemplateError:
+        raise
+    except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError,
+            AttributeError) as exc:  # fmt: skip
+        raise TemplateError(
+            f"{origin}: chat template failed to render ({type(exc).__name__}: {exc})",
+            hint="set chat_format in models.toml to a built-in format",
+        ) from exc
+    return "".join(pieces)

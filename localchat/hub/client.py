@@ -1,0 +1,197 @@
+"""Talking to the hub through huggingface_hub: endpoint, token, repo listing, errors, retries.
+
+Every huggingface_hub / httpx2 exception is turned into a localchat error here,
+so callers only ever see ``ModelNotFound``, ``AuthRequired`` or ``DownloadFailed``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from localchat.errors import AuthRequired, DownloadFailed, ModelNotFound
+
+T = TypeVar("T")
+DEFAULT_ENDPOINT = "https://huggingface.co"
+LOGIN_HINT = "set HF_TOKEN or run `hf auth login`"
+
+
+def hub_endpoint() -> str:
+    """``HF_ENDPOINT`` as it is now (huggingface_hub only reads it at import)."""
+    return (os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT).rstrip("/")
+
+
+def hub_token() -> str | None:
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def is_offline() -> bool:
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "on", "yes", "true"}
+
+
+def repo_page(repo_id: str) -> str:
+    return f"{hub_endpoint()}/{repo_id}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Transient failures (connection drop, timeout, 5xx, 429) are retried with backoff.
+
+    ``attempts`` counts consecutive failures without progress: a download that keeps
+    moving forward is never given up on.  Defaults come from
+    ``LOCALCHAT_DOWNLOAD_RETRIES`` and ``LOCALCHAT_DOWNLOAD_BACKOFF_S``.
+    """
+
+    attempts: int = 6
+    backoff_base_s: float = 1.0
+    backoff_max_s: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> RetryPolicy:
+        return cls(
+            attempts=int(os.environ.get("LOCALCHAT_DOWNLOAD_RETRIES", cls.attempts)),
+            backoff_base_s=float(
+                os.environ.get("LOCALCHAT_DOWNLOAD_BACKOFF_S", cls.backoff_base_s)
+            ),
+        )
+
+    def delay_s(self, failure_number: int) -> float:
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failure_number - 1))
+        return delay * (0.75 + random.random() / 2)
+
+
+class TransientError(Exception):
+    """A failure worth retrying; ``cause`` says what happened, for the final message."""
+
+    def __init__(self, cause: str) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def is_transient(exc: BaseException) -> bool:
+    import httpx2
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, TransientError | httpx2.TransportError | TimeoutError | ConnectionError):
+        return True
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        return exc.response.status_code in (408, 429) or exc.response.status_code >= 500
+    return False
+
+
+def describe_transient(exc: BaseException) -> str:
+    from huggingface_hub.errors import HfHubHTTPError
+
+    if isinstance(exc, TransientError):
+        return exc.cause
+    if isinstance(exc, HfHubHTTPError) and exc.response is not None:
+        return f"HTTP {exc.response.status_code}"
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def with_retries(
+    call: Callable[[], T],
+    *,
+    what: str,
+    policy: RetryPolicy | None = None,
+    on_retry: Callable[[str, float], None] | None = None,
+) -> T:
+    """Run ``call``; retry transient failures; map the last one to DownloadFailed."""
+    policy = policy or RetryPolicy.from_env()
+    failures = 0
+    while True:
+        try:
+            with hub_errors(what):
+                return call()
+        except TransientError as exc:
+            failures += 1
+            if failures >= policy.attempts:
+                raise DownloadFailed(
+                    f"{what}: {exc.cause} (gave up after {failures} tries)",
+                    hint=f"check the connection to {hub_endpoint()} and run the command again",
+                ) from exc
+            delay = policy.delay_s(failures)
+            if on_retry is not None:
+                on_retry(exc.cause, delay)
+            time.sleep(delay)
+
+
+@contextmanager
+def hub_errors(what: str, *, repo_id: str | None = None) -> Iterator[None]:
+    """Translate huggingface_hub errors raised inside into localchat errors."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        GatedRepoError,
+        HfHubHTTPError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    try:
+        yield
+    except GatedRepoError as exc:
+        raise gated_error(exc.repo_id or repo_id or what) from exc
+    except RepositoryNotFoundError as exc:
+        name = exc.repo_id or repo_id or what
+        raise ModelNotFound(
+            f"{name} was not found on the hub (or it is private)",
+            hint=f"check the name at {repo_page(name)}; for a private repo {LOGIN_HINT}",
+        ) from exc
+    except RevisionNotFoundError as exc:
+        raise ModelNotFound(
+            f"{what}: revision not found on the hub", hint="pull with --update to follow the repo"
+        ) from exc
+    except EntryNotFoundError as exc:
+        raise ModelNotFound(f"{what}: file not found on the hub") from exc
+    except OfflineModeIsEnabled as exc:
+        raise ModelNotFound(
+            f"{what}: HF_HUB_OFFLINE=1 is set", hint="unset it to download"
+        ) from exc
+    except HfHubHTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else 0
+        if status in (401, 403):
+            raise gated_error(repo_id or what) from exc
+        if is_transient(exc):
+            raise TransientError(describe_transient(exc)) from exc
+        raise DownloadFailed(f"{what}: the hub answered HTTP {status}") from exc
+    except TransientError:
+        raise
+    except Exception as exc:
+        if is_transient(exc):
+            raise TransientError(describe_transient(exc)) from exc
+        raise
+
+
+def gated_error(repo_id: str) -> AuthRequired:
+    return AuthRequired(
+        f"{repo_id} is gated: accept its terms at {repo_page(repo_id)}",
+        hint=f"then {LOGIN_HINT} with a token that has access",
+    )
+
+
+def fetch_listing(repo_id: str, revision: str) -> tuple[str, list]:
+    """(commit sha, huggingface_hub RepoFile entries) for ``repo_id`` at ``revision``."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.hf_api import RepoFile
+
+    api = HfApi(endpoint=hub_endpoint(), token=hub_token())
+    what = f"{repo_id}@{revision}" if revision != "main" else repo_id
+
+    def call() -> tuple[str, list]:
+        with hub_errors(what, repo_id=repo_id):
+            info = api.model_info(repo_id, revision=revision)
+            commit = info.sha or revision
+            entries = api.list_repo_tree(repo_id, recursive=True, revision=commit)
+            return commit, [e for e in entries if isinstance(e, RepoFile)]
+
+    return with_retries(call, what=f"listing {what}")

@@ -1,0 +1,228 @@
+"""The planner's entry points: ``plan_model``, ``plan_for_file``, ``choose_quant``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+
+from localchat.catalog.schema import ArchNumbers
+from localchat.errors import ModelNotFound
+from localchat.gguf.info import GgufInfo
+from localchat.hardware.types import Hardware
+from localchat.planner import reasons as words
+from localchat.planner.budget import Budgets, budgets_for
+from localchat.planner.plan import Plan, PlanRequest
+from localchat.planner.search import Candidate, choose, quality_order, search_quant
+from localchat.reference import ModelRef
+
+
+def plan_model(
+    infos: Mapping[str, GgufInfo],
+    hardware: Hardware,
+    request: PlanRequest | None = None,
+    *,
+    model_name: str = "",
+    compute_scales: Mapping[str, float] | None = None,
+) -> Plan:
+    """Plan one model given the ``GgufInfo`` of each quant the repo offers.
+
+    ``request.quant`` restricts the search to that quant (``ModelNotFound`` if absent).
+    ``compute_scales`` (quant -> factor) are calibration corrections from real loads.
+    """
+    request = request or PlanRequest()
+    if not infos:
+        raise ModelNotFound(f"{model_name or 'model'}: no GGUF quant to plan")
+    quants = _wanted_quants(infos, request.quant, model_name)
+    budgets = budgets_for(hardware)
+    scales = compute_scales or {}
+    candidates = [
+        search_quant(q, infos[q], request, hardware, budgets, compute_scale=scales.get(q, 1.0))
+        for q in quants
+    ]
+    chosen, how = choose(candidates, request)
+    plan = _plan_from(chosen, budgets, model_name or chosen.info.model_name)
+    plan.reasons = _reasons(candidates, chosen, how, request, budgets, hardware)
+    plan.alternatives = [_alternative(c) for c in candidates if c is not chosen]
+    return plan
+
+
+def plan_for_file(
+    path: Path,
+    hardware: Hardware,
+    n_ctx: int | None = None,
+    *,
+    request: PlanRequest | None = None,
+    calibrate: bool = True,
+) -> Plan:
+    """Plan a local GGUF (a split model: pass the first part).  Used by ``ask``."""
+    from localchat.gguf import read_gguf
+
+    path = Path(path)
+    info = read_gguf(path)
+    request = replace(request or PlanRequest(), quant=None)
+    if n_ctx is not None:
+        request = replace(request, n_ctx=n_ctx)
+    quant = info.quant or "file"
+    scales = {quant: _calibrated_scale(path, request, hardware)} if calibrate else {}
+    return plan_model({quant: info}, hardware, request, model_name=path.name, compute_scales=scales)
+
+
+def choose_quant(
+    quant_sizes: Mapping[str, int],
+    arch: ArchNumbers | None,
+    hardware: Hardware,
+    *,
+    family: str = "",
+    request: PlanRequest | None = None,
+) -> str:
+    """The quant to download when the user named none (the README's policy).
+
+    ``quant_sizes``: quant -> total bytes of its files.  With ``arch`` (catalog
+    figures) the full planner runs on synthesized headers; without, the best quant
+    whose file fits the GPU(s), else RAM, with a margin for KV and compute.
+    """
+    if not quant_sizes:
+        raise ModelNotFound("no quants to choose from")
+    request = replace(request or PlanRequest(), quant=None)
+    if arch is not None:
+        from localchat.planner.synth import info_from_arch
+
+        infos = {
+            q: info_from_arch(arch, quant=q, file_bytes=size, family=family)
+            for q, size in quant_sizes.items()
+        }
+        return plan_model(infos, hardware, request).quant or next(iter(quant_sizes))
+    return _choose_by_size(quant_sizes, budgets_for(hardware))
+
+
+def _choose_by_size(quant_sizes: Mapping[str, int], budgets: Budgets) -> str:
+    margin = 1.2  # KV cache and compute buffers on top of the file
+    ordered = quality_order(quant_sizes)
+    vram = sum(budgets.gpu_usable_bytes(i) for i in range(budgets.n_gpus))
+    for room in (vram, budgets.ram_budget_bytes + vram):
+        for quant in ordered:
+            if quant_sizes[quant] * margin <= room:
+                return quant
+    return min(quant_sizes, key=lambda q: quant_sizes[q])
+
+
+def _wanted_quants(infos: Mapping[str, GgufInfo], quant: str | None, model_name: str) -> list[str]:
+    if quant is None:
+        return quality_order(infos)
+    match = [q for q in infos if q.upper() == quant.upper()]
+    if not match:
+        have = ", ".join(quality_order(infos))
+        raise ModelNotFound(f"{model_name or 'model'} has no quant {quant}", hint=f"it has {have}")
+    return match
+
+
+def _calibrated_scale(path: Path, request: PlanRequest, hardware: Hardware) -> float:
+    from localchat.planner.calibration import compute_scale, model_identity
+    from localchat.planner.search import decide_flash_attn
+
+    n_gpus = budgets_for(hardware).n_gpus
+    return compute_scale(
+        model_identity(path),
+        flash_attn=decide_flash_attn(request, n_gpus),
+        n_ubatch=request.n_ubatch,
+    )
+
+
+def _plan_from(chosen: Candidate, budgets: Budgets, model_name: str) -> Plan:
+    settings, info = chosen.settings, chosen.info
+    budget_by_device = {f"GPU{i}": budgets.gpu_free_bytes[i] for i in range(budgets.n_gpus)}
+    budget_by_device["CPU"] = budgets.ram_budget_bytes
+    return Plan(
+        model=model_name,
+        quant=chosen.quant,
+        files=info.files,
+        n_layers=info.n_layers,
+        n_gpu_layers=settings.n_gpu_layers,
+        n_ctx=settings.n_ctx,
+        type_k=settings.type_k,
+        type_v=settings.type_v,
+        flash_attn=settings.flash_attn,
+        n_batch=min(settings.n_batch, settings.n_ctx),
+        n_ubatch=settings.ubatch,
+        devices=chosen.estimate.devices,
+        budgets_bytes=budget_by_device,
+        predicted_tok_s=chosen.tokens_per_s,
+        fits=chosen.fit.fits,
+        source=info.source,
+        swa_full=settings.swa_full,
+        tensor_split=settings.tensor_split or None,
+    )
+
+
+def _candidate_line(c: Candidate, budgets: Budgets) -> str:
+    return words.candidate_line(
+        c.quant,
+        c.info.weights_bytes,
+        n_gpu_layers=c.n_gpu_layers,
+        n_layers=c.info.n_layers,
+        n_ctx=c.settings.n_ctx,
+        fits=c.fit.fits,
+        tokens_per_s=c.tokens_per_s,
+        budgets=budgets,
+        over_bytes=c.fit.over_bytes,
+    )
+
+
+def _reasons(
+    candidates: list[Candidate],
+    chosen: Candidate,
+    how: str,
+    request: PlanRequest,
+    budgets: Budgets,
+    hardware: Hardware,
+) -> list[str]:
+    lines = [_candidate_line(c, budgets) for c in candidates]
+    lines.append(words.choice_line(chosen.quant, how, request.target_tok_s))
+    context = words.context_line(chosen.target_ctx, chosen.settings.n_ctx, chosen.full_offload)
+    if context and chosen.fit.fits:
+        lines.append(context)
+    if hardware.gpus and not budgets.gpu_offload_supported:
+        lines.append("the installed llama-cpp-python cannot offload to a GPU: planned for CPU")
+    if chosen.info.source == "catalog figures":
+        lines.append("planned from models.toml's recorded figures (headers not read)")
+    lines.extend(hardware.notes)
+    return lines
+
+
+def _alternative(c: Candidate) -> dict[str, object]:
+    return {
+        "quant": c.quant,
+        "fits": c.fit.fits,
+        "n_gpu_layers": c.n_gpu_layers,
+        "n_ctx": c.settings.n_ctx,
+        "predicted_tok_s": round(c.tokens_per_s, 2),
+        "weights": c.info.weights_bytes,
+    }
+
+
+def plan_reference(
+    ref: ModelRef,
+    hardware: Hardware,
+    request: PlanRequest | None = None,
+    *,
+    offline: bool = False,
+) -> Plan:
+    """Plan a MODEL as ``ask`` and ``plan`` accept it (path, catalog name, hub repo).
+
+    Local files: their header.  Hub models: remote headers by HTTP Range (nothing is
+    downloaded), or models.toml's recorded figures when offline; the reasons say which.
+    """
+    from localchat.planner.sources import sources_for_ref
+
+    request = request or PlanRequest()
+    if ref.quant and not request.quant:
+        request = replace(request, quant=ref.quant)
+
+    def pick(infos: Mapping[str, GgufInfo]) -> str:
+        return plan_model(infos, hardware, request).quant or next(iter(infos))
+
+    sources = sources_for_ref(ref, offline=offline, pick=pick)
+    plan = plan_model(sources.infos, hardware, request, model_name=sources.name)
+    plan.reasons.extend(sources.notes)
+    return plan

@@ -1,0 +1,21 @@
+"""The terminal app.  ``run_app`` imports Textual only when called."""
+
+from __future__ import annotations
+
+import os
+
+
+def run_app(model: str | None = None) -> None:
+    """Open the app (with ``model`` loaded, when given) and run until the user quits.
+
+    ``LOCALCHAT_FAKE_ENGINE=1`` swaps llama.cpp for the scripted model (tests, demos).
+    """
+    from localchat.tui.app import LocalchatApp
+
+    loader = None
+    if os.environ.get("LOCALCHAT_FAKE_ENGINE"):
+        from localchat.tui.fake import scripted_loader
+
+        rate = float(os.environ.get("LOCALCHAT_FAKE_TOKENS_PER_S", "200"))
+        loader = scripted_loader(tokens_per_s=rate)
+    LocalchatApp(model=model, loader=loader).run()

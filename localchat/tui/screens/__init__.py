@@ -1,0 +1,1 @@
+"""The app's screens: chat, models, loaded model, history, settings, and small dialogs."""

@@ -1,0 +1,329 @@
+"""The chat screen: messages, prompt, status bar; drives replies in a worker thread."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Markdown
+from textual.worker import Worker, get_current_worker
+
+from localchat.engine.base import Message as EngineMessage
+from localchat.engine.base import SamplingParams
+from localchat.history import ReplyRecorder, StoredMessage
+from localchat.tui.streaming import (
+    OUTPUT_KINDS,
+    Outcome,
+    PartBuffer,
+    count_context,
+    format_stats,
+    run_generation,
+    split_reply,
+)
+from localchat.tui.widgets.message import MessageView
+from localchat.tui.widgets.prompt import PromptInput
+from localchat.tui.widgets.status import StatusBar
+
+if TYPE_CHECKING:
+    from localchat.tui.app import LocalchatApp
+
+WELCOME = (
+    "**localchat** — type a message and press Enter.\n\n"
+    "F2 models · F3 history · F4 settings · F5 loaded model · ctrl+p commands"
+)
+
+
+class ChatScreen(Screen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "stop", "Stop", show=True),
+        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+n", "new_chat", "New chat"),
+    ]
+
+    class Drain(Message):
+        """Parts are waiting in the buffer (posted from the worker thread)."""
+
+    class ReplyDone(Message):
+        def __init__(self, outcome: Outcome) -> None:
+            super().__init__()
+            self.outcome = outcome
+
+    class ContextCounted(Message):
+        def __init__(self, used: int) -> None:
+            super().__init__()
+            self.used = used
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.buffer = PartBuffer()
+        self.reply_view: MessageView | None = None
+        self.worker: Worker[None] | None = None
+        self.stop_requested = threading.Event()
+        self.editing_id: int | None = None
+        self.pending_send = False
+
+    @property
+    def lc_app(self) -> LocalchatApp:
+        return self.app  # type: ignore[return-value]
+
+    @property
+    def generating(self) -> bool:
+        return self.worker is not None
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="messages"):
+            yield Markdown(WELCOME, id="welcome")
+        yield StatusBar(id="status")
+        yield PromptInput(id="prompt", placeholder="Message (Enter sends)")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#messages", VerticalScroll).anchor()
+        self.query_one(PromptInput).focus()
+        self.refresh_model()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop":
+            return self.generating or self.editing_id is not None
+        return True
+
+    # ------------------------------------------------------------------ model state
+    def refresh_model(self) -> None:
+        app = self.lc_app
+        status = self.query_one(StatusBar)
+        model = app.model
+        if model is None:
+            status.set_model(app.loading_text or "no model (F2 to pick one)")
+            status.meter.n_ctx = 0
+            return
+        quant = f" {model.quant}" if getattr(model, "quant", None) else ""
+        status.set_model(f"{model.name}{quant}")
+        status.meter.n_ctx = int(getattr(model, "n_ctx", 0) or 0)
+        self.count_context_later()
+
+    def set_state(self, text: str) -> None:
+        self.query_one(StatusBar).set_state(text)
+
+    async def on_model_ready(self) -> None:
+        """Called by the app when a load finishes; sends a message that was waiting."""
+        self.refresh_model()
+        if self.pending_send and self.lc_app.model is not None:
+            self.pending_send = False
+            await self.start_reply()
+
+    def on_model_failed(self) -> None:
+        self.pending_send = False
+        self.refresh_model()
+        self.set_state("")
+
+    # ------------------------------------------------------------------ conversation
+    async def show_conversation(self) -> None:
+        """Rebuild the message list from the session (after opening a chat)."""
+        container = self.query_one("#messages", VerticalScroll)
+        await container.query(MessageView).remove()
+        self.query_one("#welcome").display = not self.lc_app.session.messages
+        views = [self._view_for(m) for m in self.lc_app.session.messages]
+        if views:
+            await container.mount_all(views)
+        container.anchor()
+        self.sub_title = self.lc_app.session.title
+        self.count_context_later()
+
+    def _view_for(self, message: StoredMessage) -> MessageView:
+        if message.role != "assistant":
+            return MessageView(message.role, message.content, message_id=message.id)
+        parser = getattr(self.lc_app.model, "reply_parser", None)
+        parts = split_reply(parser, message.content)
+        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
+        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        stats = format_stats(message.stats) or ("" if message.finished else "interrupted")
+        label = _assistant_label((message.stats or {}).get("model"))
+        return MessageView(
+            "assistant", output, message_id=message.id, label=label, stats=stats, thinking=thinking
+        )
+
+    async def new_chat(self) -> None:
+        if self.generating:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        self.lc_app.session.new()
+        await self.show_conversation()
+
+    # ------------------------------------------------------------------ sending
+    @on(PromptInput.Submitted)
+    async def on_prompt_submitted(self, event: PromptInput.Submitted) -> None:
+        await self.send(event.text)
+
+    async def send(self, text: str) -> None:
+        if self.generating or self.pending_send:
+            self.notify("Still replying — press Esc to stop it first", severity="warning")
+            return
+        app = self.lc_app
+        if self.editing_id is not None:
+            await self._truncate_views(self.editing_id)
+            app.session.truncate_from(self.editing_id)
+            self.editing_id = None
+        model_name = app.model.name if app.model is not None else app.wanted_model or "default"
+        saved = app.session.add_user(text.strip(), model_name)
+        self.query_one(PromptInput).clear()
+        self.query_one("#welcome").display = False
+        await self.query_one("#messages").mount(self._view_for(saved))
+        self.query_one("#messages", VerticalScroll).anchor()
+        self.sub_title = app.session.title
+        if app.model is None:
+            self.pending_send = True
+            app.load_model(app.wanted_model)
+            return
+        await self.start_reply()
+
+    async def start_reply(self) -> None:
+        app = self.lc_app
+        model = app.model
+        if model is None:
+            return
+        view = MessageView("assistant", label=_assistant_label(model.name))
+        await self.query_one("#messages").mount(view)
+        self.query_one("#messages", VerticalScroll).anchor()
+        view.start_stream()
+        self.reply_view = view
+        self.buffer = PartBuffer()
+        self.stop_requested.clear()
+        self.set_state("replying… (Esc to stop)")
+        sampling = app.sampling_for(model)
+        self.worker = self._generate(
+            model, app.session.engine_messages(), sampling, app.session.recorder()
+        )
+        self.refresh_bindings()
+
+    @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
+    def _generate(
+        self,
+        model: Any,
+        messages: list[EngineMessage],
+        sampling: SamplingParams | None,
+        recorder: ReplyRecorder,
+    ) -> None:
+        worker = get_current_worker()
+
+        def emit(parts: list[Any]) -> None:
+            if self.buffer.push(parts):
+                self.post_message(self.Drain())
+
+        def is_cancelled() -> bool:
+            return worker.is_cancelled or self.stop_requested.is_set()
+
+        outcome = run_generation(model, messages, sampling, recorder, emit, is_cancelled)
+        self.post_message(self.ReplyDone(outcome))
+
+    async def on_chat_screen_drain(self, _: Drain) -> None:
+        parts = self.buffer.drain()
+        if parts and self.reply_view is not None:
+            await self.reply_view.append_parts(parts)
+
+    async def on_chat_screen_reply_done(self, event: ReplyDone) -> None:
+        outcome = event.outcome
+        await self.on_chat_screen_drain(self.Drain())
+        view, self.reply_view, self.worker = self.reply_view, None, None
+        if view is not None:
+            await self._finish_view(view, outcome)
+        self.lc_app.session.reload()
+        stats = outcome.stats
+        if stats is not None and stats.prompt_tokens:
+            self.query_one(StatusBar).meter.used = stats.prompt_tokens + stats.completion_tokens
+        self.set_state("stopped" if outcome.cancelled else "")
+        if outcome.error is not None:
+            self.lc_app.report_error(outcome.error, doing="generating the reply")
+        self.refresh_bindings()
+
+    async def _finish_view(self, view: MessageView, outcome: Outcome) -> None:
+        if not outcome.text and outcome.message_id is None:
+            await view.remove()
+            return
+        view.message_id = outcome.message_id
+        parser = getattr(self.lc_app.model, "reply_parser", None)
+        parts = split_reply(parser, outcome.text)
+        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
+        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        await view.finish(output, thinking, format_stats(outcome.stats))
+
+    # ------------------------------------------------------------------ actions
+    def action_stop(self) -> None:
+        if self.generating:
+            self.stop_requested.set()
+            if self.worker is not None:
+                self.worker.cancel()
+            self.set_state("stopping…")
+        elif self.editing_id is not None:
+            self.editing_id = None
+            self.query_one(PromptInput).clear()
+            self.set_state("")
+            self.refresh_bindings()
+
+    async def action_regenerate(self) -> None:
+        app = self.lc_app
+        if self.generating or app.session.last_user() is None:
+            return
+        last = app.session.last_assistant()
+        if last is not None:
+            await self._truncate_views(last.id)
+            app.session.truncate_from(last.id)
+        if app.model is None:
+            self.pending_send = True
+            app.load_model(app.wanted_model)
+        else:
+            await self.start_reply()
+
+    async def action_new_chat(self) -> None:
+        await self.new_chat()
+
+    @on(MessageView.Action)
+    async def on_message_action(self, event: MessageView.Action) -> None:
+        if event.action == "regenerate":
+            await self.action_regenerate()
+        elif event.action == "edit" and event.view.message_id is not None:
+            self.begin_edit(event.view)
+
+    def begin_edit(self, view: MessageView) -> None:
+        if self.generating:
+            self.notify("Stop the reply first (Esc)", severity="warning")
+            return
+        self.editing_id = view.message_id
+        prompt = self.query_one(PromptInput)
+        prompt.text = view.raw_text
+        prompt.focus()
+        prompt.move_cursor(prompt.document.end)
+        self.set_state("editing — Enter resends from here, Esc cancels")
+        self.refresh_bindings()
+
+    async def _truncate_views(self, message_id: int) -> None:
+        for view in list(self.query(MessageView)):
+            if view.message_id is not None and view.message_id >= message_id:
+                await view.remove()
+
+    def last_reply_text(self) -> str | None:
+        last = self.lc_app.session.last_assistant()
+        return last.content if last else None
+
+    # ------------------------------------------------------------------ context meter
+    def count_context_later(self) -> None:
+        model = self.lc_app.model
+        if model is not None:
+            self._count_context(model, self.lc_app.session.engine_messages())
+
+    @work(thread=True, exclusive=True, group="count", exit_on_error=False)
+    def _count_context(self, model: Any, messages: list[EngineMessage]) -> None:
+        self.post_message(self.ContextCounted(count_context(model, messages) if messages else 0))
+
+    def on_chat_screen_context_counted(self, event: ContextCounted) -> None:
+        if not self.generating:
+            self.query_one(StatusBar).meter.used = event.used
+
+
+def _assistant_label(model_name: str | None) -> str:
+    return f"Assistant · {model_name}" if model_name else "Assistant"

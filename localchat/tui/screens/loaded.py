@@ -1,0 +1,74 @@
+"""The loaded-model panel, like ``ollama ps``: model, quant, layers, context, memory, load time."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label
+
+from localchat.tui.services import format_size
+
+
+def loaded_rows(model: Any) -> list[tuple[str, str]]:
+    """(field, value) rows for a loaded model."""
+    if model is None:
+        return [("model", "none loaded (F2 to pick one)")]
+    summary: dict[str, Any] = dict(getattr(model, "plan_summary", None) or {})
+    rows = [
+        ("model", str(model.name)),
+        ("quant", str(getattr(model, "quant", None) or "?")),
+        ("file", str(getattr(model, "path", "?"))),
+        ("context", f"{int(getattr(model, 'n_ctx', 0)):,} tokens"),
+        ("layers on GPU", _layers(summary)),
+    ]
+    for device, size in _memory(summary).items():
+        rows.append((f"memory {device}", format_size(size)))
+    if summary.get("load_s") is not None:
+        rows.append(("load time", f"{float(summary['load_s']):.2f} s"))
+    for note in summary.get("load_retries") or []:
+        rows.append(("note", str(note)))
+    return rows
+
+
+def _layers(summary: dict[str, Any]) -> str:
+    gpu = summary.get("n_gpu_layers")
+    total = summary.get("n_layers")
+    if gpu is None:
+        return "?"
+    if not gpu:
+        return "0 (CPU only)"
+    return f"{gpu}/{total}" if total else str(gpu)
+
+
+def _memory(summary: dict[str, Any]) -> dict[str, int]:
+    for key in ("memory", "memory_bytes", "memory_per_device", "device_bytes"):
+        value = summary.get(key)
+        if isinstance(value, dict):
+            return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
+    return {}
+
+
+class LoadedModelScreen(ModalScreen[None]):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,f5", "dismiss", "Close"),
+        Binding("u", "unload", "Unload"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog-box", id="loaded-box"):
+            yield Label("Loaded model", classes="dialog-title")
+            yield DataTable(show_header=False, cursor_type="none", id="loaded-table")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("field", "value")
+        for field, value in loaded_rows(self.app.model):  # type: ignore[attr-defined]
+            table.add_row(field, value)
+
+    def action_unload(self) -> None:
+        self.app.action_unload()  # type: ignore[attr-defined]
+        self.dismiss()
