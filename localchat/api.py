@@ -40,6 +40,7 @@ class OpenOptions:
     progress: Callable[[Any], None] | None = None
     notice: Notice | None = None  # one-line notes for the user (fallbacks, retries)
     settings_overrides: dict[str, Any] = field(default_factory=dict)
+    capture_native_stderr: bool = True  # False inside the TUI, which draws on stderr
 
 
 class LoadedModel:
@@ -196,11 +197,13 @@ def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedMod
         validate_gguf(path)
     metadata = read_gguf_metadata(local.path)
     fmt = resolve_format(_entry_for(ref), metadata)
-    plan = plan_for_file(local.path, detect_hardware(), n_ctx=opts.n_ctx)
+    hardware = detect_hardware(include_build=True, capture_native_stderr=opts.capture_native_stderr)
+    plan = plan_for_file(local.path, hardware, n_ctx=opts.n_ctx)
+    plan.raise_if_not_fits()
     settings = plan.load_settings(local.path)
     if opts.settings_overrides:
         settings = replace(settings, **opts.settings_overrides)
-    backend = load_backend(settings)
+    backend = load_backend(settings, retry=lambda attempt: plan.retry_settings(local.path, attempt))
     for note in backend.load_report.retries:
         _notify(opts, note)
     _record_calibration(local, backend)

@@ -6,9 +6,13 @@ from pathlib import Path
 
 import pytest
 
+pytest_plugins = ["tests.fixtures.gguf_files"]
+
 
 @pytest.fixture(autouse=True)
-def localchat_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def localchat_home(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Every test gets its own LOCALCHAT_HOME, so nothing touches the user's files."""
     home = tmp_path_factory.mktemp("localchat-home")
     monkeypatch.setenv("LOCALCHAT_HOME", str(home))

@@ -22,11 +22,11 @@ from localchat.errors import ConfigError
 
 
 def default_catalog_path() -> Path:
-    """models.toml inside the installed package, else the source checkout's root."""
-    packaged = resources.files("localchat") / "models.toml"
-    if packaged.is_file():
-        return Path(str(packaged))
-    return Path(__file__).resolve().parents[2] / "models.toml"
+    """The source checkout's models.toml when running from one, else the packaged copy."""
+    checkout = Path(__file__).resolve().parents[2] / "models.toml"
+    if checkout.is_file():
+        return checkout
+    return Path(str(resources.files("localchat") / "models.toml"))
 
 
 @cache

@@ -89,24 +89,24 @@ def _generate(
     """Stream to stdout (unless --json); Ctrl-C keeps what was printed and exits 130."""
     parser = None if request.show_thinking else model.reply_parser()
     stream = model.stream_chat(messages, sampling)
-    out = sys.stdout
+    out = _LeadingSpaceTrimmer(sys.stdout)
     try:
         for piece in stream:
             recorder.feed(piece)
             if not request.as_json:
-                _write(out, _visible(parser, piece))
+                out.write(_visible(parser, piece))
         if parser is not None and not request.as_json:
-            _write(out, _visible_parts(parser.finish()))
+            out.write(_visible_parts(parser.finish()))
     except KeyboardInterrupt:
         stream.close()
         recorder.finish(_stats_dict(model.last_stats))
         if not request.as_json:
-            _write(out, "\n")
+            out.write("\n")
         raise Interrupted("interrupted; the partial reply was kept in history") from None
     finally:
         stream.close()
     if not request.as_json:
-        _write(out, "\n")
+        out.write("\n")
     return recorder.text
 
 
@@ -120,10 +120,20 @@ def _visible_parts(parts: list[Any]) -> str:
     return visible_text(parts)
 
 
-def _write(out: Any, text: str) -> None:
-    if text:
-        out.write(text)
-        out.flush()
+class _LeadingSpaceTrimmer:
+    """Writes to stdout, flushing each piece, minus the whitespace a reply often starts with."""
+
+    def __init__(self, out: Any) -> None:
+        self._out = out
+        self._started = False
+
+    def write(self, text: str) -> None:
+        if not self._started:
+            text = text.lstrip()
+            self._started = bool(text)
+        if text:
+            self._out.write(text)
+            self._out.flush()
 
 
 def _stats_dict(stats: GenerationStats) -> dict[str, Any]:

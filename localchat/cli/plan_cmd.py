@@ -19,14 +19,32 @@ GIB = 1 << 30
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context size (default: auto).")
 @click.option("--quant", help="Plan this quant only (default: choose).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option("--vram", multiple=True, metavar="SIZE", help="What-if GPU memory, e.g. 24GiB; repeat for several GPUs.")  # fmt: skip
+@click.option(
+    "--vram",
+    multiple=True,
+    metavar="SIZE",
+    help="What-if GPU memory, e.g. 24GiB; repeat for several GPUs.",
+)
 @click.option("--ram", metavar="SIZE", help="What-if RAM, e.g. 64GiB.")
 @click.option("--apple", metavar="SIZE", help="What-if Apple Silicon Mac with this much RAM.")
 @click.option("--cpu-only", is_flag=True, help="Plan without any GPU.")
 @click.option("--type-k", default="f16", show_default=True, help="K cache type: f16, q8_0, q4_0.")
-@click.option("--type-v", default="f16", show_default=True, help="V cache type (quantized needs flash attention).")  # fmt: skip
-@click.option("--target-tok-s", type=float, default=10.0, show_default=True, help="Decode speed the chosen quant should reach.")  # fmt: skip
-@click.option("--offline", is_flag=True, help="Don't read remote headers; use models.toml's figures.")  # fmt: skip
+@click.option(
+    "--type-v",
+    default="f16",
+    show_default=True,
+    help="V cache type (quantized needs flash attention).",
+)
+@click.option(
+    "--target-tok-s",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Decode speed the chosen quant should reach.",
+)
+@click.option(
+    "--offline", is_flag=True, help="Don't read remote headers; use models.toml's figures."
+)
 def plan(
     model: str,
     n_ctx: int | None,

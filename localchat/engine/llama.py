@@ -11,7 +11,7 @@ import codecs
 import ctypes
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -27,6 +27,7 @@ from localchat.engine.stops import StopStringFilter
 from localchat.errors import BackendUnavailable, EngineError
 
 MAX_LOAD_RETRIES = 3
+RetryPolicy = Callable[[int], LoadSettings | None]  # attempt (1..3) -> settings or give up
 _OOM_MARKERS = ("failed to allocate", "out of memory", "cudaMalloc failed", "unable to allocate")
 
 
@@ -58,8 +59,9 @@ def ggml_type(name: str) -> int:
 class LlamaBackend:
     """One model loaded in llama.cpp; kept loaded until ``close()``."""
 
-    def __init__(self, settings: LoadSettings) -> None:
+    def __init__(self, settings: LoadSettings, retry: RetryPolicy | None = None) -> None:
         self.settings = settings
+        self._retry = retry
         self.load_report = LoadReport()
         self._stats = GenerationStats()
         self._llm = self._load_with_backoff(settings)
@@ -71,13 +73,13 @@ class LlamaBackend:
         """Load; when llama.cpp runs out of memory, offload fewer layers and retry (bounded)."""
         started = time.perf_counter()
         attempt_settings = settings
-        for _attempt in range(MAX_LOAD_RETRIES + 1):
+        for attempt in range(1, MAX_LOAD_RETRIES + 2):
             with ROUTER.capture() as log_lines:
                 try:
                     llm = self._construct(attempt_settings)
                 except ValueError as exc:
                     log_text = "".join(log_lines)
-                    fewer = _fewer_layers(attempt_settings, log_text)
+                    fewer = self._fewer_layers(attempt_settings, attempt, log_text)
                     if fewer is None:
                         raise _load_error(settings, exc, log_text) from exc
                     self.load_report.retries.append(
@@ -94,6 +96,18 @@ class LlamaBackend:
             f"could not load {settings.model_path.name} after {MAX_LOAD_RETRIES} retries",
             hint="try a smaller quant or --ctx",
         )
+
+    def _fewer_layers(
+        self, settings: LoadSettings, attempt: int, log_text: str
+    ) -> LoadSettings | None:
+        """The settings to retry with after an out-of-memory load, or None if not memory."""
+        lowered = log_text.lower()
+        if settings.n_gpu_layers <= 0 or not any(m in lowered for m in _OOM_MARKERS):
+            return None
+        if self._retry is not None:
+            return self._retry(attempt)
+        step = max(2, -(-settings.n_gpu_layers // 10))
+        return replace(settings, n_gpu_layers=max(0, settings.n_gpu_layers - step))
 
     def _construct(self, settings: LoadSettings) -> Any:
         llama_cpp = import_llama_cpp()
@@ -233,15 +247,6 @@ def _quietly(generator: Iterator[int]) -> Iterator[int]:
             except StopIteration:
                 return
         yield token
-
-
-def _fewer_layers(settings: LoadSettings, log_text: str) -> LoadSettings | None:
-    """The settings to retry with after an out-of-memory load, or None if not memory."""
-    lowered = log_text.lower()
-    if settings.n_gpu_layers <= 0 or not any(marker in lowered for marker in _OOM_MARKERS):
-        return None
-    step = max(1, settings.n_gpu_layers // 8)
-    return replace(settings, n_gpu_layers=max(0, settings.n_gpu_layers - step))
 
 
 def _load_error(settings: LoadSettings, exc: ValueError, log_text: str) -> EngineError:

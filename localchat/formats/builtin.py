@@ -11,6 +11,8 @@ them with plain Jinja and compare byte for byte.
 - ``gemma``: Gemma 3's template (system text folded into the first user turn).
 - ``chatml``: ``<|im_start|>role ... <|im_end|>`` (Qwen 2/2.5).
 - ``raw``: no template at all: the message texts joined by blank lines.
+- ``completion``: for base (not instruction-tuned) models: the system text, then
+  ``Question: ...`` / ``Answer: ...`` turns; a base model continues the last answer.
 """
 
 from __future__ import annotations
@@ -119,6 +121,15 @@ def render_raw(messages: Sequence[Message], add_generation_prompt: bool) -> str:
     return "\n\n".join(m.content for m in messages)
 
 
+def render_completion(messages: Sequence[Message], add_generation_prompt: bool) -> str:
+    labels = {"user": "Question", "assistant": "Answer"}
+    blocks = [
+        m.content if m.role == "system" else f"{labels[m.role]}: {m.content}" for m in messages
+    ]
+    text = "\n".join(blocks)
+    return text + ("\nAnswer:" if add_generation_prompt else "")
+
+
 def huozi3_format(source: FormatSource) -> ChatFormat:
     return ChatFormat(
         name="huozi3",
@@ -188,4 +199,14 @@ def raw_format(source: FormatSource) -> ChatFormat:
         source=source,
         renderer=render_raw,
         description="plain completion: message texts joined by blank lines, no roles",
+    )
+
+
+def completion_format(source: FormatSource) -> ChatFormat:
+    return ChatFormat(
+        name="completion",
+        source=source,
+        renderer=render_completion,
+        stop_strings=("\nQuestion:",),
+        description="base-model completion: Question:/Answer: turns, stop at the next question",
     )

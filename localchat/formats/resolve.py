@@ -14,6 +14,7 @@ from localchat.formats.builtin import (
     GEMMA_END_ID,
     LLAMA3_STOPS,
     chatml_format,
+    completion_format,
     gemma_format,
     huozi3_format,
     llama3_format,
@@ -32,6 +33,7 @@ BUILTIN_FORMATS: dict[str, Callable[..., ChatFormat]] = {
     "gemma": gemma_format,
     "chatml": lambda source, bos: chatml_format(source),
     "raw": lambda source, bos: raw_format(source),
+    "completion": lambda source, bos: completion_format(source),
 }
 
 # End-of-turn markers a GGUF template may use, with their ids in the family

@@ -17,7 +17,9 @@ from localchat.gguf.header import GgufHeader
 SWA_PATTERN_BY_ARCH = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
-_EXPERT_RE = re.compile(r"_exps\.|\.ffn_(gate|up|down)\.\d+\.weight$")  # merged or legacy per-expert
+_EXPERT_RE = re.compile(
+    r"_exps\.|\.ffn_(gate|up|down)\.\d+\.weight$"
+)  # merged or legacy per-expert
 _OUTPUT_NAMES = ("output.weight", "output.bias", "output_norm.weight", "output_norm.bias")
 
 

@@ -44,12 +44,16 @@ def resolve_url(repo_id: str, filename: str, revision: str, endpoint: str | None
 class HttpRangeSource:
     """A remote file read with ``Range: bytes=a-b`` requests through huggingface_hub's session."""
 
-    def __init__(self, url: str, name: str, token: str | None = None) -> None:
+    def __init__(
+        self, url: str, name: str, token: str | None = None, *, ignore_size: bool = False
+    ) -> None:
+        """``ignore_size``: the remote file is one piece of a larger GGUF (``.partXofY``),
+        so its length says nothing about where the GGUF ends."""
         self.url = url
         self.name = name
-        self._headers = _auth_headers(token)
+        self._headers = auth_headers(token)
         self._size: int | None = None
-        self._size_known = False
+        self._size_known = ignore_size
         self.bytes_fetched = 0
         self.requests = 0
 
@@ -81,8 +85,7 @@ class HttpRangeSource:
             raise
         except Exception as exc:  # network boundary: any transport error becomes one line
             raise DownloadFailed(
-                f"cannot read the header of {self.name} from the hub ({type(exc).__name__}: "
-                f"{exc})",
+                f"cannot read the header of {self.name} from the hub ({type(exc).__name__}: {exc})",
                 hint="check the network, or run offline with catalog figures",
             ) from exc
 
@@ -108,7 +111,8 @@ def _read_body(chunks, skip: int, length: int) -> bytes:
     return b"".join(parts)[:length]
 
 
-def _auth_headers(token: str | None) -> dict[str, str]:
+def auth_headers(token: str | None) -> dict[str, str]:
+    """huggingface_hub's user agent, and the user's token (``hf auth login``) if any."""
     from huggingface_hub import get_token
     from huggingface_hub.utils import build_hf_headers
 
@@ -146,9 +150,7 @@ def read_remote_header(
     """The header of one file on the hub.  ``concatenated``: a ``.partXofY`` first piece,
     whose size is not the GGUF's, so file-size checks are left out."""
     url = resolve_url(repo_id, filename, revision, endpoint)
-    source = HttpRangeSource(url, name=filename, token=token)
-    if concatenated:
-        source._size_known = True  # the piece's size says nothing about the whole GGUF
+    source = HttpRangeSource(url, name=filename, token=token, ignore_size=concatenated)
     return parse_header(source, chunk_bytes=FIRST_RANGE_BYTES, max_chunk_bytes=MAX_RANGE_BYTES)
 
 
@@ -181,5 +183,4 @@ def read_remote_gguf(
             read_remote_header(repo_id, name, revision, endpoint=endpoint, token=token)
             for name in filenames
         ]
-    info = info_from_headers(headers, source="remote header")
-    return info
+    return info_from_headers(headers, source="remote header")

@@ -101,7 +101,12 @@ def _download(
         headers=headers,
         repo_id=resolved.repo_id,
     )
-    fetch_verified(job, on_bytes=tracker.add_bytes, on_retry=_retry_reporter(tracker))
+    fetch_verified(
+        job,
+        on_bytes=tracker.add_bytes,
+        on_retry=_retry_reporter(tracker),
+        on_restart=tracker.restart_file,
+    )
     tracker.finish_file()
     return partial
 

@@ -95,20 +95,6 @@ class RepoCache:
         return sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else []
 
 
-def blob_in_use_elsewhere(repo: RepoCache, blob: Path, *, ignoring: set[Path]) -> bool:
-    """Whether any snapshot pointer other than those in ``ignoring`` resolves to ``blob``."""
-    target = blob.resolve()
-    snapshots = repo.root / "snapshots"
-    if not snapshots.is_dir():
-        return False
-    for pointer in snapshots.rglob("*"):
-        if pointer in ignoring or not pointer.is_symlink():
-            continue
-        if pointer.resolve() == target:
-            return True
-    return False
-
-
 def free_bytes_at(path: Path) -> tuple[int, Path]:
     """Free space on the disk that holds ``path`` (or its nearest existing parent)."""
     probe = path

@@ -205,11 +205,12 @@ def quant_sizes(groups: list[QuantGroup]) -> dict[str, int]:
 def choose_quant(sizes: Mapping[str, int], ref: ModelRef) -> str:
     """The planner's choice for this machine; a simple RAM+VRAM rule if it is not available."""
     arch = ref.entry.arch if ref.entry is not None else None
+    family = ref.entry.family if ref.entry is not None else ""
     try:
         from localchat.hardware import detect_hardware
         from localchat.planner import choose_quant as planner_choose
 
-        return planner_choose(sizes, arch, detect_hardware())
+        return planner_choose(sizes, arch, detect_hardware(), family=family)
     except ImportError:
         return fallback_choose_quant(sizes, _memory_bytes())
 

@@ -216,6 +216,10 @@ def plan_reference(
     from localchat.planner.sources import sources_for_ref
 
     request = request or PlanRequest()
+    if ref.kind == "path" and ref.path is not None and ref.path.is_file():
+        plan = plan_for_file(ref.path, hardware, request=request)  # with calibration
+        plan.reasons.append("read the file's GGUF header")
+        return plan
     if ref.quant and not request.quant:
         request = replace(request, quant=ref.quant)
 

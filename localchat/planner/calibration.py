@@ -77,8 +77,13 @@ def parse_llama_log(text: str) -> dict[str, Any]:
 
 def _device_totals(parsed: dict[str, Any]) -> dict[str, dict[str, int]]:
     devices: dict[str, dict[str, int]] = {}
-    kinds = (("model", "weights"), ("kv", "kv"), ("compute", "compute"), ("output", "compute"),
-             ("rs", "kv"))  # fmt: skip
+    kinds = (
+        ("model", "weights"),
+        ("kv", "kv"),
+        ("compute", "compute"),
+        ("output", "compute"),
+        ("rs", "kv"),
+    )
     for kind, component in kinds:
         for name, size in parsed[f"{kind}_buffers"].items():
             device = "CPU" if name == "KV" else buffer_device(name)
@@ -158,8 +163,10 @@ def _predicted(model_path: Path, settings: dict[str, Any], parsed: dict[str, Any
         )
     except (LocalchatError, OSError, TypeError, ValueError):
         return None
-    return {d.device: {"weights": d.weights_bytes, "kv": d.kv_bytes, "compute": d.compute_bytes}
-            for d in estimate.devices}  # fmt: skip
+    return {
+        d.device: {"weights": d.weights_bytes, "kv": d.kv_bytes, "compute": d.compute_bytes}
+        for d in estimate.devices
+    }
 
 
 def load_records(path: Path | None = None) -> dict[str, Any]:

@@ -16,9 +16,10 @@ llama-context.cpp), checked against its logs on the real gemma-3-270m:
   ``cells = pad(n_ctx, 256)``; sliding-window layers use
   ``min(cells, pad(n_swa + n_ubatch, 256))`` unless the full-size SWA cache is
   on (llama.cpp's default, so llama-cpp-python's too).
-* compute buffer: the graph's peak, the larger of the logits phase
-  ``4 * n_ubatch * (n_vocab + 2 * n_embd)`` and the attention phase (the KQ matrix
-  ``4 * n_kv * n_ubatch * n_head`` without flash attention) or the FFN phase.
+* compute buffer: the graph allocator's peak, the larger of the logits phase
+  ``4 * n_ubatch * (n_vocab + 2 * n_embd)`` and a layer's peak: the attention
+  (the KQ matrix ``4 * n_kv * n_ubatch * n_head`` without flash attention) or the
+  FFN activations, plus the inputs every layer reads (the KQ masks).
 * CPU_REPACK: on x86 with AVX2 (and on ARM), Q4_0 / Q4_K / IQ4_NL matmul weights
   of CPU layers with a row count divisible by 8 are copied into an interleaved
   layout, on top of the mmapped file.
@@ -187,14 +188,18 @@ def compute_bytes_peak(info: GgufInfo, settings: Settings, *, with_output: bool)
     n_kv = settings.kv_cells
     n_masks = 2 if any(info.swa_layers) else 1
     mask_rows = pad(ub, KQ_MASK_PAD)
-    activations = 4 * ub * (3 * info.n_embd + n_head * head_dim + 2 * n_head_kv * head_dim)
+    # graph inputs every layer reads stay allocated until the last layer: the KQ mask(s)
+    # (f16 with flash attention, else f32) and, without FA, the V-cache row indices (i64)
     if settings.flash_attn:
-        attention = 2 * n_kv * mask_rows * n_masks + activations + 4 * ub * n_head * head_dim
+        inputs = 2 * n_kv * mask_rows * n_masks
     else:
-        attention = 4 * n_kv * ub * n_head + 4 * n_kv * mask_rows * n_masks + activations
+        inputs = 4 * n_kv * mask_rows * n_masks + 8 * n_head_kv * info.head_dim_v * ub
+    activations = 4 * ub * (3 * info.n_embd + 2 * n_head * head_dim + 2 * n_head_kv * head_dim)
+    attention = activations + (0 if settings.flash_attn else 4 * n_kv * ub * n_head)
     ffn_width = info.n_ff * max(info.n_expert_used, 1)
-    ffn = 4 * ub * (3 * info.n_embd + 3 * ffn_width + info.n_expert)
-    peak = max(attention, ffn)
+    moe_extra = info.n_embd + info.n_expert if info.n_expert > 1 else 0  # router, expert sum
+    ffn = 4 * ub * (3 * info.n_embd + 3 * ffn_width + moe_extra)
+    peak = max(attention, ffn) + inputs
     if with_output:
         peak = max(peak, 4 * ub * (info.n_vocab + 2 * info.n_embd))
     return peak

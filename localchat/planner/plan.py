@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from localchat.planner.memory import DeviceMemory
 
 QUANTIZED_KV_TYPES = frozenset({"q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"})
+MAX_LOAD_RETRIES = 3
 JSON_FIELDS = (
     "model", "quant", "files", "n_layers", "n_gpu_layers", "n_ctx", "type_k", "type_v",
     "flash_attn", "devices", "predicted_tok_s", "reasons",
@@ -70,7 +71,8 @@ class Plan:
 
             why = next((r for r in self.reasons if "does not fit" in r), "not enough memory")
             raise DoesNotFit(
-                f"{self.model}: {why}", hint="try a smaller quant or context, or see `localchat plan`"
+                f"{self.model}: {why}",
+                hint="try a smaller quant or context, or see `localchat plan`",
             )
 
     @property
@@ -91,6 +93,20 @@ class Plan:
             n_batch=self.n_batch,
             n_ubatch=self.n_ubatch,
             tensor_split=self.tensor_split,
+        )
+
+    def retry_settings(self, model_path: Path, attempt: int):  # -> LoadSettings | None
+        """Settings for retry ``attempt`` (1, 2, 3) after a load failed for lack of memory.
+
+        Each attempt moves another tenth of the GPU layers (at least 2) to the CPU and
+        keeps everything else; None once attempts are used up or nothing is left on a
+        GPU.  The engine tells the user what changed (``n_gpu_layers`` old -> new).
+        """
+        if not 1 <= attempt <= MAX_LOAD_RETRIES or self.n_gpu_layers <= 0:
+            return None
+        step = max(2, -(-self.n_gpu_layers // 10))
+        return replace(
+            self.load_settings(model_path), n_gpu_layers=max(self.n_gpu_layers - step * attempt, 0)
         )
 
     def to_json(self) -> dict[str, Any]:

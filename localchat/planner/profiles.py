@@ -39,12 +39,21 @@ DEFAULT_WHAT_IF_RAM_BYTES = 64 * GiB
 WHAT_IF_CPU_BANDWIDTH = 60 * GB  # dual-channel DDR5 desktop
 WHAT_IF_CPU_CORES = 8
 # Apple unified-memory bandwidth by RAM size (base / Pro / Max / Ultra class machines)
-_APPLE_BANDWIDTH = ((16, 120 * GB, "M4"), (32, 273 * GB, "M4 Pro"), (64, 546 * GB, "M4 Max"),
-                    (10**6, 800 * GB, "M2 Ultra"))  # fmt: skip
+_APPLE_BANDWIDTH = (
+    (16, 120 * GB, "M4"),
+    (32, 273 * GB, "M4 Pro"),
+    (64, 546 * GB, "M4 Max"),
+    (10**6, 800 * GB, "M2 Ultra"),
+)
 # discrete GPU stand-ins for a what-if size: (up to GiB, bandwidth, name)
-_GPU_BY_SIZE = ((8, 272 * GB, "RTX 4060 class"), (12, 360 * GB, "RTX 3060 class"),
-                (16, 288 * GB, "RTX 4060 Ti 16GB class"), (24, 936 * GB, "RTX 3090 class"),
-                (48, 768 * GB, "RTX A6000 class"), (10**6, 2039 * GB, "A100 80GB class"))  # fmt: skip
+_GPU_BY_SIZE = (
+    (8, 272 * GB, "RTX 4060 class"),
+    (12, 360 * GB, "RTX 3060 class"),
+    (16, 288 * GB, "RTX 4060 Ti 16GB class"),
+    (24, 936 * GB, "RTX 3090 class"),
+    (48, 768 * GB, "RTX A6000 class"),
+    (10**6, 2039 * GB, "A100 80GB class"),
+)
 
 
 def parse_size(text: str) -> int:

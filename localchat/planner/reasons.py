@@ -14,7 +14,11 @@ def gb(n_bytes: float) -> str:
 
 def gib(n_bytes: float) -> str:
     """Binary GiB, as GPU memory is sold ("24 GB" cards hold 24 GiB)."""
-    return f"{n_bytes / (1 << 30):.0f} GiB" if n_bytes >= 10 << 30 else f"{n_bytes / (1 << 30):.1f} GiB"
+    return (
+        f"{n_bytes / (1 << 30):.0f} GiB"
+        if n_bytes >= 10 << 30
+        else f"{n_bytes / (1 << 30):.1f} GiB"
+    )
 
 
 def vram_words(budgets: Budgets) -> str:
@@ -48,7 +52,9 @@ def candidate_line(
         over = ", ".join(f"{device} short by {gb(b)}" for device, b in sorted(over_bytes.items()))
         return f"{quant}: {size} does not fit even at {n_ctx} context ({over})"
     if budgets.n_gpus == 0:
-        return f"{quant}: {size} in RAM (CPU only), {n_ctx} context; predicted {tok_s(tokens_per_s)}"
+        return (
+            f"{quant}: {size} in RAM (CPU only), {n_ctx} context; predicted {tok_s(tokens_per_s)}"
+        )
     if n_gpu_layers >= all_layers:
         return (
             f"{quant}: {size} fits {vram_words(budgets)} with {n_ctx} context, all "

@@ -84,7 +84,7 @@ class _Evaluator:
             n_gpus=self.n_gpus,
             gpu_reserve_bytes=self.budgets.gpu_reserve_bytes[: self.n_gpus],
             cpu_arch=self.hardware.cpu.arch or "x86_64",
-            cpu_features=self.hardware.cpu.features,
+            cpu_features=_repack_features(self.hardware),
             compute_scale=self.compute_scale,
         )
         return settings, estimate
@@ -107,6 +107,14 @@ class _Evaluator:
             tokens_per_s=predict_tokens_per_s(self.info, estimate, self.hardware),
             target_ctx=target_ctx,
         )
+
+
+def _repack_features(hardware: Hardware) -> tuple[str, ...]:
+    """The CPU's ISA flags, or none when the installed build has no CPU repack."""
+    build = hardware.build
+    if build is not None and build.system_info and "REPACK = 1" not in build.system_info:
+        return ()
+    return hardware.cpu.features
 
 
 def decide_flash_attn(request: PlanRequest, n_gpus: int) -> bool:

@@ -12,8 +12,9 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from urllib.parse import quote
 
-from localchat.errors import DownloadFailed, LocalchatError, ModelNotFound
+from localchat.errors import DownloadFailed, ModelNotFound
 from localchat.gguf.info import GgufInfo, LayerBytes
 from localchat.reference import ModelRef
 
@@ -69,7 +70,9 @@ def sources_for_ref(
     pick: Callable[[Mapping[str, GgufInfo]], str] | None = None,
 ) -> ModelSources:
     """Quant infos for ``ref``.  ``pick(infos) -> quant`` chooses which quant to read
-    exactly when several are offered (the planner's choice on scaled estimates)."""
+    exactly when several are offered (the planner's choice on scaled estimates).
+    ``HF_HUB_OFFLINE=1`` counts as ``offline``."""
+    offline = offline or _hub_offline()
     if ref.kind == "path":
         return _from_path(ref)
     entry = ref.entry
@@ -84,8 +87,9 @@ def sources_for_ref(
             raise DownloadFailed(f"{repo} is not in the catalog", hint="plan it when online")
         quants = list_repo_quants(repo, revision)
     quants = _only_requested(quants, ref.quant, repo)
-    sources = ModelSources(name=ref.display_name, infos={}, repo_id=repo, revision=revision,
-                           quants=quants)  # fmt: skip
+    sources = ModelSources(
+        name=ref.display_name, infos={}, repo_id=repo, revision=revision, quants=quants
+    )
     why = "offline"
     if not offline:
         try:
@@ -95,6 +99,13 @@ def sources_for_ref(
                 raise
             why = f"hub unreachable ({exc.message})"
     return _from_catalog(sources, ref, why)
+
+
+def _hub_offline() -> bool:
+    import os
+
+    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
+    return value.strip().lower() in {"1", "on", "yes", "true"}
 
 
 def _only_requested(quants: dict[str, QuantSource], quant: str | None, repo: str):
@@ -128,10 +139,18 @@ def _from_pip(ref: ModelRef) -> ModelSources:
     assert entry is not None and entry.pip is not None
     local = find_local(ref)
     if local is not None:
-        return ModelSources(entry.name, {entry.pip.quant: read_gguf(local.path)},
-                            [f"read the GGUF header of {local.path.name}"])  # fmt: skip
-    info = info_from_arch(entry.arch, quant=entry.pip.quant, file_bytes=entry.pip.size_bytes,
-                          family=entry.family, model_name=entry.name)  # fmt: skip
+        return ModelSources(
+            entry.name,
+            {entry.pip.quant: read_gguf(local.path)},
+            [f"read the GGUF header of {local.path.name}"],
+        )
+    info = info_from_arch(
+        entry.arch,
+        quant=entry.pip.quant,
+        file_bytes=entry.pip.size_bytes,
+        family=entry.family,
+        model_name=entry.name,
+    )
     note = f"{entry.pip.package} is not installed: planned from models.toml's recorded figures"
     return ModelSources(entry.name, {entry.pip.quant: info}, [note])
 
@@ -147,8 +166,10 @@ def _from_hub(sources: ModelSources, pick) -> ModelSources:
 
     first = min(quants, key=lambda q: quants[q].size_bytes)
     exact = {first: read(first)}
-    infos = {q: exact[first] if q == first else scale_info(exact[first], q, s.size_bytes)
-             for q, s in quants.items()}  # fmt: skip
+    infos = {
+        q: exact[first] if q == first else scale_info(exact[first], q, s.size_bytes)
+        for q, s in quants.items()
+    }
     chosen = pick(infos) if pick and len(infos) > 1 else first
     if chosen not in exact:
         exact[chosen] = infos[chosen] = read(chosen)
@@ -166,8 +187,14 @@ def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSource
     entry = ref.entry
     assert entry is not None
     sources.infos = {
-        q: info_from_arch(entry.arch, quant=q, file_bytes=s.size_bytes, files=s.files,
-                          model_name=entry.name, family=entry.family)  # fmt: skip
+        q: info_from_arch(
+            entry.arch,
+            quant=q,
+            file_bytes=s.size_bytes,
+            files=s.files,
+            model_name=entry.name,
+            family=entry.family,
+        )
         for q, s in sources.quants.items()
     }
     sources.notes.append(f"remote headers not read: {why}")
@@ -176,29 +203,57 @@ def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSource
 
 def list_repo_quants(repo_id: str, revision: str = "main") -> dict[str, QuantSource]:
     """GGUF files of a hub repo grouped by quant (split parts together; mmproj left out)."""
-    from huggingface_hub import HfApi
-
     from localchat.store.quants import quant_in_filename
 
-    try:
-        entries = list(HfApi().list_repo_tree(repo_id, revision=revision, recursive=True))
-    except LocalchatError:
-        raise
-    except Exception as exc:  # the hub client raises many kinds; all mean "cannot list"
-        name = type(exc).__name__
-        if "NotFound" in name:
-            raise ModelNotFound(f"{repo_id} is not on the hub") from exc
-        raise DownloadFailed(f"cannot list {repo_id} on the hub ({name})") from exc
     grouped: dict[str, list[tuple[str, int]]] = {}
-    for item in entries:
-        path, size = getattr(item, "path", ""), getattr(item, "size", None)
+    for path, size in _repo_files(repo_id, revision):
         is_gguf = path.endswith(".gguf") or _PART_RE.search(path)
-        if not is_gguf or size is None or "mmproj" in path.lower():
+        if not is_gguf or "mmproj" in path.lower():
             continue
         quant = quant_in_filename(Path(path).name) or quant_in_filename(path)
         if quant:
-            grouped.setdefault(quant, []).append((path, int(size)))
+            grouped.setdefault(quant, []).append((path, size))
     if not grouped:
         raise ModelNotFound(f"{repo_id} has no GGUF files", hint="is it a GGUF repo?")
-    return {q: QuantSource(tuple(sorted(p for p, _ in files)), sum(s for _, s in files))
-            for q, files in grouped.items()}  # fmt: skip
+    return {
+        q: QuantSource(tuple(sorted(p for p, _ in files)), sum(s for _, s in files))
+        for q, files in grouped.items()
+    }
+
+
+def _repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
+    """(path, size) of every file, from the hub's tree API: one try, no retry loop, so an
+    unreachable hub fails fast (``plan`` then says so) instead of backing off for 20 s."""
+    from huggingface_hub import get_session
+
+    from localchat.gguf.remote import TIMEOUT_S, auth_headers, hub_endpoint
+
+    url = f"{hub_endpoint()}/api/models/{repo_id}/tree/{quote(revision, safe='')}?recursive=true"
+    files: list[tuple[str, int]] = []
+    while url:
+        try:
+            response = get_session().get(url, headers=auth_headers(None), timeout=TIMEOUT_S)
+        except Exception as exc:  # network boundary: any transport error becomes one line
+            raise DownloadFailed(
+                f"cannot list {repo_id} on the hub ({type(exc).__name__})",
+                hint="check the network; catalog models also plan offline",
+            ) from exc
+        if response.status_code in (401, 403, 404):
+            raise ModelNotFound(
+                f"{repo_id} is not on the hub, or is private (HTTP {response.status_code})",
+                hint="check the name; for a private repo run `hf auth login`",
+            )
+        if response.status_code != 200:
+            raise DownloadFailed(f"listing {repo_id} failed (HTTP {response.status_code})")
+        files += [
+            (item["path"], int((item.get("lfs") or {}).get("size") or item.get("size") or 0))
+            for item in response.json()
+            if isinstance(item, dict) and item.get("type") == "file" and "path" in item
+        ]
+        url = _next_link(response.headers.get("link", ""))
+    return files
+
+
+def _next_link(link_header: str) -> str:
+    match = re.search(r'<([^>]+)>;\s*rel="next"', link_header)
+    return match.group(1) if match else ""

@@ -11,7 +11,9 @@ from localchat.catalog.schema import ArchNumbers
 from localchat.gguf.info import SWA_PATTERN_BY_ARCH, GgufInfo, LayerBytes
 
 FAMILY_ARCH = {"gemma3": "gemma3", "gemma2": "gemma2", "mixtral": "llama", "qwen2": "qwen2"}
-TIED_EMBEDDING_MAX_N_EMBD = 3072  # small models tie the output to the embedding (Llama 3.2, Qwen2.5)
+TIED_EMBEDDING_MAX_N_EMBD = (
+    3072  # small models tie the output to the embedding (Llama 3.2, Qwen2.5)
+)
 
 
 def _architecture(family: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
@@ -21,6 +22,8 @@ from localchat.settings import Settings, load_settings, save_settings
 from localchat.tui.screens.chat import ChatScreen
 from localchat.tui.services import Loader, format_eta, format_size
 from localchat.tui.session import ChatSession
+
+EXIT_WAIT_S = 5.0  # how long quitting waits for a reply to stop at its next token
 
 
 class LocalchatApp(App[None]):
@@ -64,6 +67,7 @@ class LocalchatApp(App[None]):
         self.settings_path = settings_path
         self.settings, settings_error = _load_settings(settings, settings_path)
         self._settings_error = settings_error
+        self._owns_store = store is None
         self.store = store or HistoryStore()
         self.session = ChatSession(self.store, self.settings)
         self.loader: Loader = loader or _default_loader()
@@ -72,12 +76,13 @@ class LocalchatApp(App[None]):
         self.loading_text: str | None = None
         self._autoload = model is not None or bool(self.settings.default_model)
         self._continue_latest = continue_latest
+        self._chat_screen: ChatScreen | None = None
 
     # ------------------------------------------------------------------ lifecycle
     async def on_mount(self) -> None:
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
-        chat = ChatScreen()
+        chat = self._chat_screen = ChatScreen()
         await self.push_screen(chat)
         if self._settings_error is not None:
             self.report_error(self._settings_error, doing="reading your settings")
@@ -88,20 +93,33 @@ class LocalchatApp(App[None]):
         if self._autoload:
             self.load_model(self.wanted_model)
 
-    def on_unmount(self) -> None:
+    async def on_unmount(self) -> None:
+        """Stop a running reply (it is saved), then free the model and the database."""
+        chat = self._chat_screen
+        if chat is not None:
+            chat.stop_for_exit()
+            await asyncio.to_thread(chat.engine_idle.wait, EXIT_WAIT_S)
         self.workers.cancel_all()
         if self.model is not None:
             self.model.close()
-        self.store.close()
+        if self._owns_store:
+            self.store.close()
 
     @property
     def chat(self) -> ChatScreen:
-        return next(s for s in self.screen_stack if isinstance(s, ChatScreen))
+        assert self._chat_screen is not None, "the app is not mounted"
+        return self._chat_screen
 
     # ------------------------------------------------------------------ model loading
     def load_model(self, name: str | None) -> None:
         """Load ``name`` (None: the configured default) in a worker; the old model stays
         until the new one is ready."""
+        if self.chat.generating:
+            self.notify("Stop the reply first (Esc), then load another model", severity="warning")
+            return
+        if self.model is not None:  # free its memory first: the planner plans for what is free
+            self.model.close()
+            self.model = None
         self.wanted_model = name
         self.loading_text = f"loading {name or 'the default model'}…"
         self.chat.set_state(self.loading_text)

@@ -6,7 +6,7 @@ is not there yet, so the screens work on a partial install and light up as it fi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +45,8 @@ def open_model_loader(model: str | None = None, **options: Any) -> Any:
     return api.open_model(model, **options)
 
 
-def catalog_rows(*, with_fit: bool = True) -> list[ModelRow]:
-    """One row per catalog model and quant (GGUF and pip-delivered)."""
+def catalog_rows(*, with_fit: bool = False) -> list[ModelRow]:
+    """One row per catalog model and quant (GGUF and pip-delivered); fit badges on request."""
     from localchat.catalog import load_catalog
 
     rows: list[ModelRow] = []
@@ -71,28 +71,41 @@ def catalog_rows(*, with_fit: bool = True) -> list[ModelRow]:
                     fit=fit_for(key, hardware) if with_fit else Fit("unknown"),
                 )
             )
-    return rows
+    return rows + local_rows(_paths_on_disk(rows), {row.key.lower() for row in rows})
+
+
+def _paths_on_disk(rows: list[ModelRow]) -> set[str]:
+    paths = set()
+    for row in rows:
+        if row.on_disk:
+            local = find_local(row.key)
+            if local is not None:
+                paths.add(str(local.path))
+    return paths
 
 
 def hub_rows(repo: str) -> list[ModelRow]:
-    """Quants of a typed-in ``owner/repo`` (needs the hub listing; [] when unavailable)."""
+    """Quants of a typed-in ``owner/repo``, listed from the hub ([] when it cannot be)."""
     try:
-        from localchat import hub
+        from localchat.hub.client import fetch_listing
+        from localchat.hub.resolve import group_gguf_files, remote_files
 
-        lister = getattr(hub, "list_quants", None)
-        if lister is None:
-            return []
-        listed = lister(repo)
+        _commit, entries = fetch_listing(repo, "main")
+        groups = group_gguf_files(remote_files(entries))
     except Exception:
         return []
-    hardware = detect_hardware_or_none()
-    rows = []
-    for item in listed:
-        quant = str(getattr(item, "quant", item))
-        key = f"{repo}:{quant}"
-        size = getattr(item, "size_bytes", None)
-        rows.append(ModelRow(key, repo, quant, size, "", is_on_disk(key), fit_for(key, hardware)))
-    return rows
+    return [
+        ModelRow(
+            f"{repo}:{g.quant}", repo, g.quant, g.size_bytes, "", is_on_disk(f"{repo}:{g.quant}")
+        )
+        for g in groups
+    ]
+
+
+def with_fit(row: ModelRow, hardware: Any, *, offline: bool = True) -> ModelRow:
+    from dataclasses import replace
+
+    return replace(row, fit=fit_for(row.key, hardware, offline=offline))
 
 
 def is_on_disk(key: str) -> bool:
@@ -119,13 +132,15 @@ def detect_hardware_or_none() -> Any:
         return None
 
 
-def fit_for(key: str, hardware: Any) -> Fit:
+def fit_for(key: str, hardware: Any, *, offline: bool = True) -> Fit:
     """The planner's verdict for this machine, or "unknown" when it cannot say."""
-    plan = plan_for(key, hardware)
+    plan = plan_for(key, hardware, offline=offline)
     return fit_from_plan(plan) if plan is not None else Fit("unknown")
 
 
-def plan_for(key: str, hardware: Any) -> Any:
+def plan_for(key: str, hardware: Any, *, offline: bool = True) -> Any:
+    """The planner's plan: local headers or catalog figures, or (``offline=False``) the
+    remote GGUF headers read by HTTP Range."""
     if hardware is None:
         return None
     try:
@@ -133,10 +148,8 @@ def plan_for(key: str, hardware: Any) -> Any:
         from localchat.catalog import load_catalog
         from localchat.reference import parse_model_ref
 
-        plan_model = getattr(planner, "plan_model", None)
-        if plan_model is None:
-            return None
-        return plan_model(parse_model_ref(key, load_catalog()), hardware)
+        ref = parse_model_ref(key, load_catalog())
+        return planner.plan_reference(ref, hardware, offline=offline)
     except Exception:
         return None
 
@@ -145,31 +158,34 @@ def fit_from_plan(plan: Any) -> Fit:
     fits = getattr(plan, "fits", True)
     gpu = getattr(plan, "n_gpu_layers", None)
     total = getattr(plan, "n_layers", None)
-    reasons = getattr(plan, "reasons", None) or []
-    detail = "\n".join(str(r) for r in reasons)
+    detail = describe_plan(plan)
     if not fits:
         return Fit("does not fit", detail)
     if gpu is None or total is None:
         return Fit("fits", detail)
     if gpu <= 0:
         return Fit("CPU only", detail)
-    if gpu >= total:
+    if gpu >= total:  # llama.cpp counts n_layers + 1 for "everything, output included"
         return Fit("full GPU", detail)
     return Fit(f"partial {gpu}/{total}", detail)
 
 
 def describe_plan(plan: Any) -> str:
-    """Plan text for the details pane."""
+    """The plan for the details pane: quant, layers, context, memory per device, reasons."""
     if plan is None:
-        return "No plan available (the planner could not read this model yet)."
-    for method in ("describe", "summary"):
-        fn = getattr(plan, method, None)
-        if callable(fn):
-            return str(fn())
-    to_json = getattr(plan, "to_json", None)
-    if callable(to_json):
-        return "\n".join(f"{k}: {v}" for k, v in to_json().items())
-    return str(plan)
+        return "No plan (the planner could not read this model)."
+    lines = [
+        f"plan: {getattr(plan, 'quant', '?')} · ctx {getattr(plan, 'n_ctx', '?')}"
+        f" · GPU layers {getattr(plan, 'n_gpu_layers', '?')}/{getattr(plan, 'n_layers', '?')}",
+    ]
+    for device in getattr(plan, "devices", ()) or ():
+        total = getattr(device, "total_bytes", None)
+        lines.append(f"  {getattr(device, 'device', '?')}: {format_size(total)}")
+    speed = getattr(plan, "predicted_tok_s", None)
+    if speed:
+        lines.append(f"  about {speed:.0f} tok/s predicted")
+    lines += [f"- {reason}" for reason in getattr(plan, "reasons", None) or []]
+    return "\n".join(lines)
 
 
 def pull(key: str, progress: Callable[[Any], None]) -> Any:
@@ -190,16 +206,37 @@ def pull(key: str, progress: Callable[[Any], None]) -> Any:
 def remove(key: str) -> bool:
     """Delete a model's files; False when nothing was on disk."""
     from localchat import store
-    from localchat.errors import LocalchatError
 
     local = find_local(key)
     if local is None:
         return False
-    remover = getattr(store, "remove", None)
-    if remover is None:
-        raise LocalchatError("removing models is not available in this build")
-    remover(local)
-    return True
+    wanted = str(local.path)
+    for installed in store.list_local():
+        if installed.path == wanted or wanted in installed.files:
+            store.remove(installed)
+            return True
+    return False
+
+
+def local_rows(known_paths: set[str], known_keys: Collection[str] = ()) -> list[ModelRow]:
+    """Models on disk that the catalog rows do not cover (other HF repos, local files)."""
+    try:
+        from localchat import store
+
+        installed = store.list_local()
+    except Exception:
+        return []
+    rows = []
+    for model in installed:
+        quant = model.quant or "?"
+        if model.path in known_paths or model.format != "gguf" or model.source == "pip":
+            continue
+        if f"{model.name}:{quant}".lower() in known_keys:
+            continue
+        key = model.path if model.source == "path" or not model.repo_id else model.key
+        description = f"on disk ({model.source})"
+        rows.append(ModelRow(key, model.name, quant, model.size_bytes, description, True))
+    return rows
 
 
 def format_size(size_bytes: float | None) -> str:

@@ -59,6 +59,11 @@ class ChatSession:
         self.messages.append(saved)
         return saved
 
+    def set_model(self, model_name: str) -> None:
+        """Record the model that actually answers (the user message may predate the load)."""
+        if self.conversation_id is not None:
+            self.store.update_conversation(self.conversation_id, model=model_name)
+
     def engine_messages(self) -> list[Message]:
         """The prompt: system prompt, then every non-empty message in order."""
         prompt = [Message("system", self.system_prompt)] if self.system_prompt else []

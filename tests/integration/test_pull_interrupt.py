@@ -62,7 +62,7 @@ def test_killed_pull_resumes_and_refetches_under_one_percent(
     sig: signal.Signals,
 ) -> None:
     fake_hub.add_repo(REPO, {FILE: DATA})
-    fake_hub.set_fault(REPO, FILE, Fault("trickle", bytes_per_s=4_000_000))
+    fake_hub.set_fault(REPO, FILE, Fault("trickle", bytes_per_s=2_000_000))
     proc = start_pull(fake_hub, localchat_home)
     partial = wait_for_partial(3_000_000)
     proc.send_signal(sig)
@@ -76,7 +76,9 @@ def test_killed_pull_resumes_and_refetches_under_one_percent(
     assert 3_000_000 <= kept_bytes < SIZE
     assert cache_files(hf_cache_dir()) == {}  # nothing half-written is visible
 
-    time.sleep(0.3)  # let the server log the cut-off request
+    deadline = time.monotonic() + 10
+    while not fake_hub.requests("GET", FILE) and time.monotonic() < deadline:
+        time.sleep(0.05)  # the server logs the cut-off request when its next write fails
     served_before = fake_hub.bytes_served(FILE)
     fake_hub.clear_faults()
     result = start_pull(fake_hub, localchat_home)

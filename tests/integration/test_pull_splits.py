@@ -96,7 +96,9 @@ def test_split_in_subfolder_is_pulled_side_by_side_and_loads(
     assert first.name == "tiny-Q8_0-00001-of-00002.gguf"
     second = first.with_name("tiny-Q8_0-00002-of-00002.gguf")
     assert first.parent.name == "tiny-Q8_0" and second.exists()
-    assert second.read_bytes() == model_files["tiny-Q8_0/tiny-Q8_0-00002-of-00002.gguf"].read_bytes()
+    assert (
+        second.read_bytes() == model_files["tiny-Q8_0/tiny-Q8_0-00002-of-00002.gguf"].read_bytes()
+    )
     assert isinstance(load_and_generate(first), str)
 
 

@@ -218,3 +218,21 @@ async def test_new_chat_and_stats_override(make_app) -> None:
         await pilot.press("ctrl+n")
         await pilot.pause()
         assert views(app) == [] and app.session.conversation_id is None
+
+
+async def test_quitting_mid_reply_saves_the_partial_reply(make_app, store) -> None:
+    app = make_app(tokens=[f"w{i} " for i in range(5000)], tokens_per_s=200)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await ask(pilot, "go on")
+        await wait_for(
+            pilot, lambda: len(views(app)) == 2 and views(app)[1].raw_text.count("w") > 3
+        )
+        conversation_id = app.session.conversation_id
+        await pilot.press("ctrl+q")
+    model = app.loads.models[0]
+    assert model.closed
+    saved = store.messages(conversation_id)[-1]
+    assert saved.role == "assistant" and saved.finished
+    assert saved.stats["finish_reason"] == "cancelled"
+    assert 3 < saved.content.count("w") < 5000

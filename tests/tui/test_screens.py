@@ -241,7 +241,7 @@ async def test_loaded_model_panel(make_app) -> None:
         assert app.model is None and app.loads.models[0].closed
 
 
-def test_loaded_rows_without_a_model() -> None:
+async def test_loaded_rows_without_a_model() -> None:
     assert loaded_rows(None) == [("model", "none loaded (F2 to pick one)")]
 
 

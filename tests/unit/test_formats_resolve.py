@@ -114,8 +114,16 @@ def test_family_defaults() -> None:
     assert unknown.render([Message("user", "Once upon a time")]) == "Once upon a time"
 
 
-def test_gemma_270m_entry_uses_gemma_turns() -> None:
+def test_gemma_270m_base_model_uses_question_answer_completion() -> None:
+    """The 270M is a base model: it is prompted as a Q/A completion, not with chat turns."""
     fmt = resolve_format(load_catalog().get("gemma-3-270m"), {"general.architecture": "gemma3"})
+    spec = fmt.prompt([Message("system", "Be brief."), Message("user", "Hi")])
+    assert spec.text == "Be brief.\nQuestion: Hi\nAnswer:"
+    assert not spec.has_bos and spec.stop_strings == ("\nQuestion:",)
+
+
+def test_gemma_family_default_uses_gemma_turns() -> None:
+    fmt = resolve_format(None, {"general.architecture": "gemma3"})
     spec = fmt.prompt([Message("user", "Hi")])
     assert spec.text == "<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n"
     assert spec.has_bos and spec.stop_strings == ("<end_of_turn>",)

@@ -19,16 +19,7 @@ from localchat.gguf import (
     split_parts,
     validate_gguf,
 )
-from tests.fixtures.gguf_files import (  # noqa: F401  (pytest fixtures)
-    corrupt_gguf,
-    corrupt_truncated,
-    gguf_dir,
-    mixtral_q4_0_gguf,
-    tiny_gguf,
-    tiny_spec,
-    write_gguf,
-    write_split_gguf,
-)
+from tests.fixtures.gguf_files import corrupt_truncated, tiny_spec, write_gguf, write_split_gguf
 
 
 def test_metadata_has_scalars_small_arrays_and_token_texts(tiny_gguf: Path) -> None:
@@ -89,18 +80,20 @@ def test_missing_file(tmp_path: Path) -> None:
 
 def test_caps_and_bad_version() -> None:
     huge_array = (
-        b"GGUF" + struct.pack("<IQQ", 3, 0, 1) + struct.pack("<Q", 1) + b"k"
+        b"GGUF"
+        + struct.pack("<IQQ", 3, 0, 1)
+        + struct.pack("<Q", 1)
+        + b"k"
         + struct.pack("<IIQ", 9, 4, 1 << 40)
-    )  # fmt: skip
+    )
     with pytest.raises(CorruptModelFile, match="implausible array length"):
         parse_header(BytesSource(huge_array, "a.gguf"))
     big_endian = b"GGUF" + struct.pack(">IQQ", 3, 0, 0)
     with pytest.raises(CorruptModelFile, match="unsupported GGUF version"):
         parse_header(BytesSource(big_endian, "b.gguf"))
     too_many_dims = (
-        b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"t"
-        + struct.pack("<I", 9)
-    )  # fmt: skip
+        b"GGUF" + struct.pack("<IQQ", 3, 1, 0) + struct.pack("<Q", 1) + b"t" + struct.pack("<I", 9)
+    )
     with pytest.raises(CorruptModelFile, match="dimensions"):
         parse_header(BytesSource(too_many_dims + b"\0" * 100, "c.gguf"))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
@@ -11,7 +12,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Markdown
+from textual.widgets import Footer, Header, Markdown
 from textual.worker import Worker, get_current_worker
 
 from localchat.engine.base import Message as EngineMessage
@@ -32,6 +33,8 @@ from localchat.tui.widgets.status import StatusBar
 
 if TYPE_CHECKING:
     from localchat.tui.app import LocalchatApp
+
+DRAIN_HZ = 30  # how often streamed text is appended to the view
 
 WELCOME = (
     "**localchat** — type a message and press Enter.\n\n"
@@ -65,8 +68,13 @@ class ChatScreen(Screen[None]):
         self.reply_view: MessageView | None = None
         self.worker: Worker[None] | None = None
         self.stop_requested = threading.Event()
+        self.engine_idle = threading.Event()  # clear while a reply is being generated
+        self.engine_idle.set()
         self.editing_id: int | None = None
         self.pending_send = False
+        self.replies_done = 0  # finished (or stopped) replies, for tests and the bench
+        self._last_drain = 0.0
+        self._drain_scheduled = False
 
     @property
     def lc_app(self) -> LocalchatApp:
@@ -77,6 +85,7 @@ class ChatScreen(Screen[None]):
         return self.worker is not None
 
     def compose(self) -> ComposeResult:
+        yield Header()
         with VerticalScroll(id="messages"):
             yield Markdown(WELCOME, id="welcome")
         yield StatusBar(id="status")
@@ -196,6 +205,7 @@ class ChatScreen(Screen[None]):
         self.stop_requested.clear()
         self.set_state("replying… (Esc to stop)")
         sampling = app.sampling_for(model)
+        app.session.set_model(model.name)
         self.worker = self._generate(
             model, app.session.engine_messages(), sampling, app.session.recorder()
         )
@@ -218,18 +228,41 @@ class ChatScreen(Screen[None]):
         def is_cancelled() -> bool:
             return worker.is_cancelled or self.stop_requested.is_set()
 
-        outcome = run_generation(model, messages, sampling, recorder, emit, is_cancelled)
+        self.engine_idle.clear()
+        try:
+            outcome = run_generation(model, messages, sampling, recorder, emit, is_cancelled)
+        finally:
+            self.engine_idle.set()
         self.post_message(self.ReplyDone(outcome))
 
+    def stop_for_exit(self) -> None:
+        """Ask a running reply to stop (the app is closing); the partial reply is saved."""
+        self.stop_requested.set()
+        if self.worker is not None:
+            self.worker.cancel()
+
     async def on_chat_screen_drain(self, _: Drain) -> None:
+        """Show what the worker produced, at most ``DRAIN_HZ`` times a second: every append
+        costs a layout pass, and fewer passes leave the loop free for keys."""
+        wait = self._last_drain + 1 / DRAIN_HZ - time.monotonic()
+        if wait <= 0:
+            await self._drain_now()
+        elif not self._drain_scheduled:
+            self._drain_scheduled = True
+            self.set_timer(wait, self._drain_now)
+
+    async def _drain_now(self) -> None:
+        self._drain_scheduled = False
+        self._last_drain = time.monotonic()
         parts = self.buffer.drain()
         if parts and self.reply_view is not None:
             await self.reply_view.append_parts(parts)
 
     async def on_chat_screen_reply_done(self, event: ReplyDone) -> None:
         outcome = event.outcome
-        await self.on_chat_screen_drain(self.Drain())
+        await self._drain_now()
         view, self.reply_view, self.worker = self.reply_view, None, None
+        self.replies_done += 1
         if view is not None:
             await self._finish_view(view, outcome)
         self.lc_app.session.reload()

@@ -41,10 +41,19 @@ def _layers(summary: dict[str, Any]) -> str:
         return "?"
     if not gpu:
         return "0 (CPU only)"
+    if total and gpu > total:
+        return f"all {total} + output"
     return f"{gpu}/{total}" if total else str(gpu)
 
 
 def _memory(summary: dict[str, Any]) -> dict[str, int]:
+    devices = summary.get("devices")
+    if isinstance(devices, list):  # the planner's plan: [{"device": "GPU0", "total": bytes}, ...]
+        return {
+            str(d.get("device", "?")): int(d.get("total", 0))
+            for d in devices
+            if isinstance(d, dict)
+        }
     for key in ("memory", "memory_bytes", "memory_per_device", "device_bytes"):
         value = summary.get(key)
         if isinstance(value, dict):

@@ -69,7 +69,7 @@ class ModelsScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_column("Model", key="name", width=22)
+        table.add_column("Model", key="name", width=20)
         table.add_column("Quant", key="quant", width=9)
         table.add_column("Size", key="size", width=9)
         table.add_column("Fit", key="fit", width=14)
@@ -83,7 +83,7 @@ class ModelsScreen(Screen[None]):
     def _fetch_rows(self, repo: str | None) -> None:
         try:
             rows = services.hub_rows(repo) if repo else self.rows_source()
-        except Exception as exc:
+        except Exception as exc:  # a broken catalog must not close the screen
             self.app.call_from_thread(self.app.report_error, exc, doing="reading the catalog")  # type: ignore[attr-defined]
             rows = []
         if repo and not rows:
@@ -95,16 +95,37 @@ class ModelsScreen(Screen[None]):
             )
             rows = [ModelRow(repo, repo, "auto", None, "typed-in hub repo")]
         self.post_message(self.RowsReady(rows, replace=repo is None))
+        self._add_fits(rows, get_current_worker(), offline=repo is None)
+
+    def _add_fits(self, rows: list[ModelRow], worker: Any, *, offline: bool) -> None:
+        """Plan each row after the list is shown; post the badges in small batches."""
+        pending = [row for row in rows if row.fit.badge == "unknown" and row.quant != "auto"]
+        if not pending:
+            return
+        hardware = services.detect_hardware_or_none()
+        if hardware is None:
+            return
+        batch: list[ModelRow] = []
+        for row in pending:
+            if worker.is_cancelled:
+                return
+            batch.append(services.with_fit(row, hardware, offline=offline))
+            if len(batch) >= 8:
+                self.post_message(self.RowsReady(batch, replace=False))
+                batch = []
+        if batch:
+            self.post_message(self.RowsReady(batch, replace=False))
 
     def on_models_screen_rows_ready(self, event: RowsReady) -> None:
         if event.replace:
             self.rows = {}
         for row in event.rows:
             self.rows[row.key] = row
-        self.show_rows(self.query_one("#filter", Input).value if event.replace else "")
+        self.show_rows(self.query_one("#filter", Input).value)
 
     def show_rows(self, text: str = "") -> None:
         table = self.query_one(DataTable)
+        cursor = table.cursor_row
         table.clear()
         needle = text.strip().lower()
         for row in self.rows.values():
@@ -118,6 +139,8 @@ class ModelsScreen(Screen[None]):
                 "yes" if row.on_disk else "",
                 key=row.key,
             )
+        if table.row_count:
+            table.move_cursor(row=min(cursor, table.row_count - 1))
         self.show_detail()
 
     def selected(self) -> ModelRow | None:
