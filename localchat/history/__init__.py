@@ -2,11 +2,18 @@
 
 from localchat.history.recorder import ReplyRecorder
 from localchat.history.schema import SCHEMA_VERSION
-from localchat.history.store import Conversation, HistoryStore, StoredMessage, title_from
+from localchat.history.store import (
+    Conversation,
+    HistoryError,
+    HistoryStore,
+    StoredMessage,
+    title_from,
+)
 
 __all__ = [
     "SCHEMA_VERSION",
     "Conversation",
+    "HistoryError",
     "HistoryStore",
     "ReplyRecorder",
     "StoredMessage",

@@ -20,11 +20,16 @@ from pathlib import Path
 from typing import Any
 
 from localchat.engine.base import Message
+from localchat.errors import LocalchatError
 from localchat.history.recorder import ReplyRecorder
 from localchat.history.schema import migrate
 
 TITLE_CHARS = 60
 ROLES = ("system", "user", "assistant")
+
+
+class HistoryError(LocalchatError):
+    """The history database cannot be opened (corrupt, or written by a newer localchat)."""
 
 
 @dataclass(frozen=True)
@@ -68,8 +73,14 @@ class HistoryStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.RLock()
-        self._conn = _connect(self.path)
-        migrate(self._conn)
+        try:
+            self._conn = _connect(self.path)
+            migrate(self._conn)
+        except sqlite3.DatabaseError as exc:
+            raise HistoryError(
+                f"cannot use the history database {self.path}: {exc}",
+                hint="move the file aside to start a fresh history",
+            ) from exc
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from localchat.errors import CorruptModelFile, NotEnoughDisk
 from localchat.hub.client import hub_endpoint, hub_errors, hub_token, with_retries
@@ -129,7 +130,11 @@ def _locate(
         return meta.location or url
 
     location = with_retries(head, what=remote.path, on_retry=_retry_reporter(tracker))
-    return location, build_hf_headers(token=token)
+    headers = build_hf_headers(token=token)
+    if urlsplit(location).netloc != urlsplit(url).netloc:
+        headers.pop("authorization", None)  # a signed CDN URL: the token stays with the hub
+        headers.pop("Authorization", None)
+    return location, headers
 
 
 def _retry_reporter(tracker: ProgressTracker):

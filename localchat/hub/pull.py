@@ -13,7 +13,6 @@ from localchat.hub.tracker import ProgressTracker
 from localchat.reference import ModelRef
 from localchat.store import LocalModel, find_local
 from localchat.store.registry import PulledModel, pinned_commit, save_pulled
-from localchat.store.usage import mark_used
 
 
 def ensure_local(
@@ -25,13 +24,12 @@ def ensure_local(
     """The model's files on disk, pulling them first if needed (and allowed).
 
     Raises ModelNotFound (unknown name/quant, or missing with ``allow_download=False``
-    or ``HF_HUB_OFFLINE=1``), AuthRequired, NotEnoughDisk or DownloadFailed.  Records
-    the model as just used (``localchat list`` shows it).
+    or ``HF_HUB_OFFLINE=1``), AuthRequired, NotEnoughDisk or DownloadFailed.  Call
+    ``localchat.store.mark_used(local)`` once the model is loaded (``list`` shows it).
     """
     local = find_local(ref)
     if local is None:
         local = _fetch_missing(ref, allow_download=allow_download, progress=progress)
-    mark_used(local)
     return local
 
 
@@ -66,10 +64,11 @@ def pull(
     branch again).  Partial downloads resume; every file is verified before it
     appears in the snapshot.
     """
-    if ref.kind == "path" or (
-        ref.entry is not None and ref.entry.gguf is None and ref.entry.awq is None
-    ):
-        return ensure_local(ref, allow_download=False)
+    if ref.kind == "path" or _pip_only(ref):
+        local = find_local(ref)
+        if local is None:
+            return _fetch_missing(ref, allow_download=False, progress=progress)
+        return local
     if is_offline():
         local = find_local(ref)
         if local is not None:

@@ -1,9 +1,9 @@
 """What is on disk: models in the Hugging Face cache, pip-delivered models, local files.
 
-    find_local(ref) -> LocalModel | None     the model's files, if all are on disk
-    list_local() -> list[InstalledModel]     everything ``localchat list`` shows
-    remove(model) -> int                     delete a listed model, returns bytes freed
-    mark_used(local)                         record "last used" for ``localchat list``
+find_local(ref) -> LocalModel | None     the model's files, if all are on disk
+list_local() -> list[InstalledModel]     everything ``localchat list`` shows
+remove(model) -> int                     delete a listed model, returns bytes freed
+mark_used(local)                         record "last used" for ``localchat list``
 """
 
 from localchat.store.inventory import InstalledModel

@@ -54,10 +54,8 @@ class ChatSession:
         else:
             self.store.update_conversation(self.conversation_id, model=model_name)
         message_id = self.store.add_message(self.conversation_id, "user", text)
-        saved = self.store.message(message_id)
-        assert saved is not None
-        self.messages.append(saved)
-        return saved
+        self.reload()  # also picks up what `localchat ask -c` added meanwhile
+        return next(m for m in reversed(self.messages) if m.id == message_id)
 
     def set_model(self, model_name: str) -> None:
         """Record the model that actually answers (the user message may predate the load)."""

@@ -110,7 +110,11 @@ def run_generation(
         if stream is not None and hasattr(stream, "close"):
             stream.close()
     stats = _final_stats(model, cancelled)
-    message_id = recorder.finish(_stats_dict(stats, model))
+    message_id = None
+    try:
+        message_id = recorder.finish(_stats_dict(stats, model))
+    except Exception as exc:  # e.g. the disk is full; what streamed was committed already
+        error = error or exc
     return Outcome(
         text=recorder.text,
         stats=stats,

@@ -74,9 +74,7 @@ def test_rm_of_something_not_on_disk(hub: FakeHub, localchat_home: Path) -> None
     assert "not on disk" in result.stderr
 
 
-def test_ensure_local_pulls_reports_progress_and_marks_use(
-    hub: FakeHub, localchat_home: Path
-) -> None:
+def test_ensure_local_pulls_and_reports_progress(hub: FakeHub, localchat_home: Path) -> None:
     from localchat.hub import PullProgress, ensure_local
 
     ref = parse_model_ref("qwen2.5-0.5b:Q4_K_M", load_catalog())
@@ -90,6 +88,9 @@ def test_ensure_local_pulls_reports_progress_and_marks_use(
     assert events[-1].stage == "done" and events[-1].overall == 1.0
     assert any(e.stage == "download" for e in events)
 
+    from localchat.store import mark_used
+
+    mark_used(local)  # what `ask` does once the model is loaded
     hub.reset_counters()
     again = ensure_local(ref, allow_download=False)
     assert (again.path, again.files, again.revision) == (local.path, local.files, local.revision)
@@ -115,7 +116,9 @@ def test_path_models_that_ran_are_listed(hub: FakeHub, localchat_home: Path, tmp
 
     model_file = tmp_path / "mine-Q5_K_M.gguf"
     model_file.write_bytes(make_gguf_like(10_000))
-    ensure_local(parse_model_ref(str(model_file), load_catalog()))
+    from localchat.store import mark_used
+
+    mark_used(ensure_local(parse_model_ref(str(model_file), load_catalog())))
     (model,) = listed(hub, localchat_home)
     assert (model["source"], model["quant"], model["path"]) == ("path", "Q5_K_M", str(model_file))
     result = localchat(hub, localchat_home, "rm", "-y", str(model_file))

@@ -236,3 +236,24 @@ async def test_quitting_mid_reply_saves_the_partial_reply(make_app, store) -> No
     assert saved.role == "assistant" and saved.finished
     assert saved.stats["finish_reason"] == "cancelled"
     assert 3 < saved.content.count("w") < 5000
+
+
+async def test_real_reflection_parser_folds_thinking_and_reflection(make_app) -> None:
+    reflection = pytest.importorskip("localchat.formats.reflection")
+    reply = (
+        "<thinking>Add the numbers.<reflection>Check: 2+2 is 4.</reflection></thinking>"
+        "<output>It is **4**.</output>"
+    )
+    app = make_app(
+        tokens=[reply[i : i + 3] for i in range(0, len(reply), 3)],  # tags split mid-way
+        parser_factory=reflection.ReflectionParser,
+    )
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await ask(pilot, "2+2?")
+        await wait_for(pilot, lambda: not app.chat.generating and len(views(app)) == 2)
+        view = views(app)[1]
+        assert view.raw_text.strip() == "It is **4**."
+        assert "Add the numbers." in view.thinking_text
+        assert "Check: 2+2 is 4." in view.thinking_text
+        assert "<" not in view.raw_text

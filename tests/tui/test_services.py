@@ -81,3 +81,20 @@ def test_loaded_rows_from_a_plan_summary() -> None:
     assert rows["layers on GPU"] == "all 18 + output"
     assert rows["memory GPU0"] == "400.0 MB"
     assert rows["load time"] == "1.23 s"
+
+
+def test_importing_the_tui_package_does_not_import_textual() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    code = (
+        "import sys, localchat.tui, localchat.history, localchat.settings;"
+        "print('textual' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.strip() == "False"

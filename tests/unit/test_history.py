@@ -13,7 +13,7 @@ import pytest
 
 import localchat.history
 from localchat.engine.base import GenerationStats, Message
-from localchat.history import SCHEMA_VERSION, HistoryStore, title_from
+from localchat.history import SCHEMA_VERSION, HistoryError, HistoryStore, title_from
 
 
 class Clock:
@@ -57,8 +57,16 @@ def test_newer_database_is_refused(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     conn.close()
-    with pytest.raises(sqlite3.DatabaseError, match="newer"):
+    with pytest.raises(HistoryError, match="newer"):
         HistoryStore(path)
+
+
+def test_a_file_that_is_not_a_database_is_a_localchat_error(tmp_path: Path) -> None:
+    path = tmp_path / "h.db"
+    path.write_bytes(b"not sqlite at all" * 100)
+    with pytest.raises(HistoryError, match="not a database") as caught:
+        HistoryStore(path)
+    assert "move the file aside" in caught.value.one_line()
 
 
 def test_conversation_roundtrip_and_title_from_first_user_message(store: HistoryStore) -> None:

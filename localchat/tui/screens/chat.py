@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -108,7 +109,7 @@ class ChatScreen(Screen[None]):
         status = self.query_one(StatusBar)
         model = app.model
         if model is None:
-            status.set_model(app.loading_text or "no model (F2 to pick one)")
+            status.set_model("no model" if app.loading_text else "no model (F2 to pick one)")
             status.meter.n_ctx = 0
             return
         quant = f" {model.quant}" if getattr(model, "quant", None) else ""
@@ -179,7 +180,11 @@ class ChatScreen(Screen[None]):
             app.session.truncate_from(self.editing_id)
             self.editing_id = None
         model_name = app.model.name if app.model is not None else app.wanted_model or "default"
-        saved = app.session.add_user(text.strip(), model_name)
+        try:
+            saved = app.session.add_user(text.strip(), model_name)
+        except sqlite3.Error as exc:
+            app.report_error(exc, doing="saving your message (nothing was sent)")
+            return
         self.query_one(PromptInput).clear()
         self.query_one("#welcome").display = False
         await self.query_one("#messages").mount(self._view_for(saved))

@@ -21,7 +21,7 @@ def loaded_rows(model: Any) -> list[tuple[str, str]]:
     rows = [
         ("model", str(model.name)),
         ("quant", str(getattr(model, "quant", None) or "?")),
-        ("file", str(getattr(model, "path", "?"))),
+        ("file", _short_path(getattr(model, "path", None))),
         ("context", f"{int(getattr(model, 'n_ctx', 0)):,} tokens"),
         ("layers on GPU", _layers(summary)),
     ]
@@ -32,6 +32,11 @@ def loaded_rows(model: Any) -> list[tuple[str, str]]:
     for note in summary.get("load_retries") or []:
         rows.append(("note", str(note)))
     return rows
+
+
+def _short_path(path: object, width: int = 48) -> str:
+    text = str(path) if path else "?"
+    return text if len(text) <= width else "…" + text[-(width - 1) :]
 
 
 def _layers(summary: dict[str, Any]) -> str:

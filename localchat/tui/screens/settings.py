@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Select, TextArea
 
@@ -18,7 +18,7 @@ NUMBER_FIELDS: dict[str, tuple[str, type]] = {
     "temperature": ("Temperature (blank: the model's)", float),
     "top_p": ("top_p (blank: the model's)", float),
     "max_tokens": ("Max tokens per reply (blank: no limit)", int),
-    "context_size": ("Context size in tokens (blank: the planner's; next load)", int),
+    "context_size": ("Context size (blank: the planner's; next load)", int),
 }
 
 
@@ -47,10 +47,12 @@ class SettingsScreen(Screen[None]):
             yield Input(settings.default_model or "", id="default_model")
             yield Label("System prompt")
             yield TextArea(settings.system_prompt, id="system_prompt", soft_wrap=True)
-            for name, (label, _kind) in NUMBER_FIELDS.items():
-                value = getattr(settings, name)
-                yield Label(label)
-                yield Input("" if value is None else str(value), id=name, type="number")
+            with Grid(id="number-fields"):
+                for name, (label, _kind) in NUMBER_FIELDS.items():
+                    value = getattr(settings, name)
+                    with Vertical():
+                        yield Label(label)
+                        yield Input("" if value is None else str(value), id=name, type="number")
             yield Label("Theme")
             yield Select(
                 [(name, name) for name in sorted(self.app.available_themes)],
