@@ -38,6 +38,8 @@ def open_model_loader(model: str | None = None, **options: Any) -> Any:
     """``localchat.api.open_model`` with the options this version of it accepts."""
     from localchat import api
 
+    # Textual draws on the terminal's stderr: never point fd 2 at a log file while loading.
+    options.setdefault("capture_native_stderr", False)
     accepted = getattr(api, "OpenOptions", None)
     fields = getattr(accepted, "__dataclass_fields__", None)
     if fields is not None:
