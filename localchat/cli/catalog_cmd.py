@@ -7,7 +7,7 @@ import json
 import click
 
 from localchat.catalog import CatalogEntry, load_catalog
-from localchat.cli.format import human_bytes
+from localchat.units import format_bytes as human_bytes
 
 
 @click.command()

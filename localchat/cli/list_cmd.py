@@ -40,7 +40,7 @@ def list_models(as_json: bool) -> None:
 
 
 def _size(size_bytes: int) -> str:
-    from localchat.cli.format import human_bytes
+    from localchat.units import format_bytes as human_bytes
 
     return human_bytes(size_bytes)
 

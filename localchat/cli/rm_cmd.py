@@ -19,9 +19,9 @@ def rm(model: str, yes: bool) -> None:
     only dropped from `localchat list`, never deleted.
     """
     from localchat.catalog import load_catalog
-    from localchat.cli.format import human_bytes
     from localchat.reference import parse_model_ref
     from localchat.store.inventory import list_installed, remove_installed
+    from localchat.units import format_bytes as human_bytes
 
     ref = parse_model_ref(model, load_catalog())
     targets = [m for m in list_installed() if _matches(m, ref)]

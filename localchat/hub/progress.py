@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TextIO
 
+from localchat.units import format_bytes, format_eta
+
 Stage = Literal["resolve", "waiting", "download", "retry", "verify", "join", "done"]
 
 
@@ -69,25 +71,6 @@ class SpeedMeter:
             return 0.0
         (t0, b0), (t1, b1) = self._samples[0], self._samples[-1]
         return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
-
-
-def format_bytes(size_bytes: float) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(size_bytes) >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{int(size_bytes)} B"
-
-
-def format_eta(eta_s: float | None) -> str:
-    if eta_s is None:
-        return "--:--"
-    eta = int(eta_s)
-    hours, rest = divmod(eta, 3600)
-    return (
-        f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
-        if hours
-        else f"{rest // 60:02d}:{rest % 60:02d}"
-    )
 
 
 class StderrProgress:

@@ -10,6 +10,9 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any
 
+from localchat.units import format_bytes as format_size
+from localchat.units import format_eta  # noqa: F401
+
 Loader = Callable[..., Any]
 
 
@@ -239,21 +242,3 @@ def local_rows(known_paths: set[str], known_keys: Collection[str] = ()) -> list[
         description = f"on disk ({model.source})"
         rows.append(ModelRow(key, model.name, quant, model.size_bytes, description, True))
     return rows
-
-
-def format_size(size_bytes: float | None) -> str:
-    if size_bytes is None:
-        return "?"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(size_bytes) >= scale:
-            return f"{size_bytes / scale:.1f} {unit}"
-    return f"{int(size_bytes)} B"
-
-
-def format_eta(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
-    return f"{seconds // 60}:{seconds % 60:02d}"

@@ -201,7 +201,7 @@ async def test_models_pull_progress_and_cancel(make_app, monkeypatch) -> None:
         await pilot.press("down", "p")
         label = app.screen.query_one("#pull-label")
         await wait_for(pilot, lambda: "300 B / 1.0 kB" in str(label.render()))
-        assert "ETA 0:07" in str(label.render())
+        assert "ETA 00:07" in str(label.render())
         await pilot.press("escape")
         release.set()
         await wait_for(pilot, lambda: app.screen.pulling is None)

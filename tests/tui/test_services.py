@@ -57,9 +57,10 @@ def test_unknown_fit_without_hardware() -> None:
 def test_formatting() -> None:
     assert services.format_size(None) == "?"
     assert services.format_size(1_500_000) == "1.5 MB"
-    assert services.format_eta(None) == "–"
-    assert services.format_eta(75) == "1:15"
-    assert services.format_eta(7300) == "2h01m"
+    assert services.format_size(42_500_000_000) == "42.5 GB"
+    assert services.format_eta(None) == "--:--"
+    assert services.format_eta(75) == "01:15"
+    assert services.format_eta(7300) == "2:01:40"
 
 
 def test_catalog_rows_cover_every_quant() -> None:
