@@ -89,7 +89,7 @@ def _generate(
     """Stream to stdout (unless --json); Ctrl-C keeps what was printed and exits 130."""
     parser = None if request.show_thinking else model.reply_parser()
     stream = model.stream_chat(messages, sampling)
-    out = _LeadingSpaceTrimmer(sys.stdout)
+    out = _TidyWriter(sys.stdout)
     try:
         for piece in stream:
             recorder.feed(piece)
@@ -101,12 +101,12 @@ def _generate(
         stream.close()
         recorder.finish(_stats_dict(model.last_stats))
         if not request.as_json:
-            out.write("\n")
+            out.close()
         raise Interrupted("interrupted; the partial reply was kept in history") from None
     finally:
         stream.close()
     if not request.as_json:
-        out.write("\n")
+        out.close()
     return recorder.text
 
 
@@ -120,20 +120,34 @@ def _visible_parts(parts: list[Any]) -> str:
     return visible_text(parts)
 
 
-class _LeadingSpaceTrimmer:
-    """Writes to stdout, flushing each piece, minus the whitespace a reply often starts with."""
+class _TidyWriter:
+    """Writes to stdout, flushing each piece, without the whitespace a reply starts or ends with.
+
+    Trailing whitespace is held back until more text follows, so the answer ends
+    with exactly one newline (``close``).
+    """
 
     def __init__(self, out: Any) -> None:
         self._out = out
         self._started = False
+        self._held = ""
 
     def write(self, text: str) -> None:
         if not self._started:
             text = text.lstrip()
             self._started = bool(text)
-        if text:
-            self._out.write(text)
+        if not text:
+            return
+        body = text.rstrip()
+        if body:
+            self._out.write(self._held + body)
             self._out.flush()
+            self._held = ""
+        self._held += text[len(body) :]
+
+    def close(self) -> None:
+        self._out.write("\n")
+        self._out.flush()
 
 
 def _stats_dict(stats: GenerationStats) -> dict[str, Any]:

@@ -167,9 +167,39 @@ def hub_errors(what: str, *, repo_id: str | None = None) -> Iterator[None]:
     except TransientError:
         raise
     except Exception as exc:
+        if is_unresolvable_host(exc):
+            raise DownloadFailed(
+                f"{what}: cannot reach {hub_endpoint()} (the host name does not resolve)",
+                hint="check the network, or set HF_HUB_OFFLINE=1 to use only what is on disk",
+            ) from exc
         if is_transient(exc):
             raise TransientError(describe_transient(exc)) from exc
         raise
+
+
+_NAME_RESOLUTION_MARKERS = (
+    "name or service not known",
+    "temporary failure in name resolution",
+    "nodename nor servname",
+    "getaddrinfo failed",
+    "no address associated with hostname",
+)
+
+
+def is_unresolvable_host(exc: BaseException) -> bool:
+    """A DNS failure: no network (or no such host).  Retrying it only wastes the user's time."""
+    import socket
+
+    seen: BaseException | None = exc
+    for _ in range(8):  # walk the cause chain a few links deep
+        if seen is None:
+            return False
+        if isinstance(seen, socket.gaierror):
+            return True
+        if any(marker in str(seen).lower() for marker in _NAME_RESOLUTION_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def gated_error(repo_id: str) -> AuthRequired:

@@ -174,3 +174,18 @@ def test_continue_last_conversation(localchat_home: Path, gemma_path: Path) -> N
     )
     # The continued chat carries the first turn, so its prompt is longer.
     assert json.loads(second.stdout)["prompt_tokens"] > json.loads(alone.stdout)["prompt_tokens"]
+
+
+def test_no_network_falls_back_to_the_offline_model_quickly(localchat_home: Path, gemma_path: Path) -> None:
+    """README's first command without network: the default model can't be pulled (its hub
+    host does not resolve), so ask says so on stderr and answers with the pip-delivered model."""
+    started = time.perf_counter()
+    result = run_localchat(
+        localchat_home, "ask", *FIXED, "Why is the sky blue?",
+        HF_HUB_OFFLINE="0", HF_ENDPOINT="http://hub.invalid",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert "using the offline model gemma-3-270m" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert time.perf_counter() - started < 60  # no retry storm against a host that can't resolve
