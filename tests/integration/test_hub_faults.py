@@ -192,7 +192,7 @@ def test_not_enough_disk_refuses_before_downloading(
     fake_hub.add_repo("acme/huge-GGUF", {FILE: DATA}, declared_sizes={FILE: 10**15})
     result = pull(fake_hub, localchat_home, "-q", "acme/huge-GGUF:Q4_K_M")
     assert_one_clean_error_line(result, ExitCode.DOWNLOAD_FAILED)
-    assert "needs 1000000.0 GB" in result.stderr and str(hf_cache_dir()) in result.stderr
+    assert "needs 1000.0 TB" in result.stderr and str(hf_cache_dir()) in result.stderr
     assert fake_hub.requests("GET", FILE) == []
 
 
