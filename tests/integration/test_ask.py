@@ -176,7 +176,9 @@ def test_continue_last_conversation(localchat_home: Path, gemma_path: Path) -> N
     assert json.loads(second.stdout)["prompt_tokens"] > json.loads(alone.stdout)["prompt_tokens"]
 
 
-def test_no_network_falls_back_to_the_offline_model_quickly(localchat_home: Path, gemma_path: Path) -> None:
+def test_no_network_falls_back_to_the_offline_model_quickly(
+    localchat_home: Path, gemma_path: Path
+) -> None:
     """README's first command without network: the default model can't be pulled (its hub
     host does not resolve), so ask says so on stderr and answers with the pip-delivered model."""
     started = time.perf_counter()
