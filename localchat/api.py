@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from localchat.catalog import CatalogEntry, load_catalog
+from localchat.catalog import load_catalog
 from localchat.engine.base import GenerationStats, LoadSettings, Message, SamplingParams
 from localchat.errors import AuthRequired, DownloadFailed, ModelNotFound
 from localchat.reference import ModelRef, parse_model_ref
@@ -196,7 +196,7 @@ def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedMod
     for path in local.files:
         validate_gguf(path)
     metadata = read_gguf_metadata(local.path)
-    fmt = resolve_format(_entry_for(ref), metadata)
+    fmt = resolve_format(ref.entry, metadata)
     hardware = detect_hardware(include_build=True, capture_native_stderr=opts.capture_native_stderr)
     plan = plan_for_file(local.path, hardware, n_ctx=opts.n_ctx)
     plan.raise_if_not_fits()
@@ -209,10 +209,6 @@ def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedMod
     _record_calibration(local, backend)
     _record_usage(local)
     return LoadedModel(ref, local, plan, backend, fmt)
-
-
-def _entry_for(ref: ModelRef) -> CatalogEntry | None:
-    return ref.entry
 
 
 def _record_calibration(local: LocalModel, backend: Any) -> None:

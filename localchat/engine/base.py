@@ -6,7 +6,7 @@ the TUI and the tests can talk about generation without loading llama.cpp.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -102,7 +102,3 @@ class Backend(Protocol):
     def token_text(self, token_id: int) -> str: ...
 
     def close(self) -> None: ...
-
-
-def messages_from_pairs(pairs: Sequence[tuple[str, str]]) -> list[Message]:
-    return [Message(role=role, content=content) for role, content in pairs]  # type: ignore[arg-type]

@@ -12,7 +12,6 @@ import ctypes
 import random
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import replace
 from typing import Any
 
 from localchat.engine.base import (
@@ -65,6 +64,8 @@ class LlamaBackend:
         self.load_report = LoadReport()
         self._stats = GenerationStats()
         self._llm = self._load_with_backoff(settings)
+        self._lib = import_llama_cpp()
+        self._vocab = self._llm._model.vocab
         self._piece_buffer = ctypes.create_string_buffer(256)
 
     # -- loading ---------------------------------------------------------
@@ -104,10 +105,7 @@ class LlamaBackend:
         lowered = log_text.lower()
         if settings.n_gpu_layers <= 0 or not any(m in lowered for m in _OOM_MARKERS):
             return None
-        if self._retry is not None:
-            return self._retry(attempt)
-        step = max(2, -(-settings.n_gpu_layers // 10))
-        return replace(settings, n_gpu_layers=max(0, settings.n_gpu_layers - step))
+        return self._retry(attempt) if self._retry is not None else None
 
     def _construct(self, settings: LoadSettings) -> Any:
         llama_cpp = import_llama_cpp()
@@ -214,21 +212,15 @@ class LlamaBackend:
         return room if max_tokens is None or max_tokens <= 0 else min(room, max_tokens)
 
     def _is_end(self, token: int, stop_ids: set[int]) -> bool:
-        import llama_cpp
-
-        return token in stop_ids or bool(
-            llama_cpp.llama_vocab_is_eog(self._llm._model.vocab, token)
-        )
+        return token in stop_ids or bool(self._lib.llama_vocab_is_eog(self._vocab, token))
 
     def _piece(self, token: int, special: bool) -> bytes:
         """The token's bytes (llama-cpp-python's own helper truncates pieces over 32 bytes)."""
-        import llama_cpp
-
-        vocab = self._llm._model.vocab
-        n = llama_cpp.llama_token_to_piece(vocab, token, self._piece_buffer, 256, 0, special)
+        to_piece = self._lib.llama_token_to_piece
+        n = to_piece(self._vocab, token, self._piece_buffer, 256, 0, special)
         if n < 0:
             bigger = ctypes.create_string_buffer(-n)
-            n = llama_cpp.llama_token_to_piece(vocab, token, bigger, -n, 0, special)
+            n = to_piece(self._vocab, token, bigger, -n, 0, special)
             return bigger.raw[:n]
         return self._piece_buffer.raw[:n]
 
