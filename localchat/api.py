@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from localchat.catalog import load_catalog
-from localchat.engine.base import GenerationStats, LoadSettings, Message, SamplingParams
+from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import AuthRequired, DownloadFailed, ModelNotFound
 from localchat.reference import ModelRef, parse_model_ref
 from localchat.store import LocalModel
@@ -39,7 +39,7 @@ class OpenOptions:
     allow_download: bool = True
     progress: Callable[[Any], None] | None = None
     notice: Notice | None = None  # one-line notes for the user (fallbacks, retries)
-    settings_overrides: dict[str, Any] = field(default_factory=dict)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)  # backend load settings
     capture_native_stderr: bool = True  # False inside the TUI, which draws on stderr
 
 
@@ -67,17 +67,12 @@ class LoadedModel:
 
     @property
     def n_ctx(self) -> int:
-        return self.backend.settings.n_ctx
-
-    @property
-    def settings(self) -> LoadSettings:
-        return self.backend.settings
+        return self.backend.n_ctx
 
     @property
     def plan_summary(self) -> dict[str, Any]:
         summary = dict(self.plan.to_json()) if self.plan is not None else {}
-        summary["n_gpu_layers"] = self.backend.settings.n_gpu_layers
-        summary["n_ctx"] = self.backend.settings.n_ctx
+        summary.update(self.backend.settings.describe())  # what was loaded, after any retry
         summary["load_s"] = round(self.backend.load_report.load_s, 3)
         summary["load_retries"] = list(self.backend.load_report.retries)
         return summary
@@ -187,7 +182,7 @@ def _offline_fallback() -> tuple[ModelRef, LocalModel] | None:
 
 def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedModel:
     """Validate, plan, load and pick the chat format for files already on disk."""
-    from localchat.engine import load_backend
+    from localchat.engine import open_backend
     from localchat.formats import resolve_format
     from localchat.gguf import read_gguf_metadata, validate_gguf
     from localchat.hardware import detect_hardware
@@ -200,23 +195,11 @@ def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedMod
     hardware = detect_hardware(include_build=True, capture_native_stderr=opts.capture_native_stderr)
     plan = plan_for_file(local.path, hardware, n_ctx=opts.n_ctx)
     plan.raise_if_not_fits()
-    settings = plan.load_settings(local.path)
-    if opts.settings_overrides:
-        settings = replace(settings, **opts.settings_overrides)
-    backend = load_backend(settings, retry=lambda attempt: plan.retry_settings(local.path, attempt))
+    backend = open_backend(plan, local.path, opts.settings_overrides)
     for note in backend.load_report.retries:
         _notify(opts, note)
-    _record_calibration(local, backend)
     _record_usage(local)
     return LoadedModel(ref, local, plan, backend, fmt)
-
-
-def _record_calibration(local: LocalModel, backend: Any) -> None:
-    try:
-        from localchat.planner.calibration import record_load
-    except ImportError:
-        return
-    record_load(local.path, backend.settings, backend.load_report.log_text)
 
 
 def _record_usage(local: LocalModel) -> None:

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 Role = Literal["system", "user", "assistant"]
 
@@ -18,27 +17,6 @@ Role = Literal["system", "user", "assistant"]
 class Message:
     role: Role
     content: str
-
-
-@dataclass(frozen=True)
-class LoadSettings:
-    """How to load one model file: what the planner decided, in llama.cpp's terms.
-
-    ``n_gpu_layers`` counts as llama.cpp does: ``n_layer + 1`` offloads
-    everything, output layer included; 0 is CPU only.
-    """
-
-    model_path: Path
-    n_ctx: int = 4096
-    n_gpu_layers: int = 0
-    type_k: str = "f16"
-    type_v: str = "f16"
-    flash_attn: bool = False
-    n_batch: int = 512
-    n_ubatch: int = 512
-    n_threads: int | None = None
-    tensor_split: tuple[float, ...] | None = None
-    use_mmap: bool = True
 
 
 @dataclass(frozen=True)
@@ -75,7 +53,7 @@ class GenerationStats:
 
 @dataclass
 class LoadReport:
-    """What llama.cpp actually did at load, read from its log."""
+    """What the backend actually did at load (for llama.cpp: read from its log)."""
 
     load_s: float = 0.0
     buffers_bytes: dict[str, int] = field(default_factory=dict)
@@ -85,10 +63,18 @@ class LoadReport:
 
 
 class Backend(Protocol):
-    """One loaded model.  Implementations: ``engine.llama`` (llama-cpp-python)."""
+    """One loaded model.  Implementations are listed in ``engine.BACKENDS``.
 
-    settings: LoadSettings
+    ``settings`` is the backend's own settings dataclass (``engine.settings``), as
+    finally loaded (after any out-of-memory retry); above the engine only its
+    ``describe()`` and ``n_ctx`` are read.
+    """
+
+    settings: Any
     load_report: LoadReport
+
+    @property
+    def n_ctx(self) -> int: ...
 
     def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> Iterator[str]:
         """Yield text pieces as they are decoded.  Closing the iterator stops decoding."""

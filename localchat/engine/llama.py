@@ -12,21 +12,18 @@ import ctypes
 import random
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
-from localchat.engine.base import (
-    GenerationStats,
-    LoadReport,
-    LoadSettings,
-    PromptSpec,
-    SamplingParams,
-)
+from localchat.engine.base import GenerationStats, LoadReport, PromptSpec, SamplingParams
 from localchat.engine.logs import ROUTER
+from localchat.engine.settings import LlamaSettings
 from localchat.engine.stops import StopStringFilter
 from localchat.errors import BackendUnavailable, EngineError
+from localchat.planner.calibration import record_load
 
 MAX_LOAD_RETRIES = 3
-RetryPolicy = Callable[[int], LoadSettings | None]  # attempt (1..3) -> settings or give up
+RetryLayers = Callable[[int], int | None]  # attempt (1..3) -> GPU layers to retry with, or None
 _OOM_MARKERS = ("failed to allocate", "out of memory", "cudaMalloc failed", "unable to allocate")
 
 
@@ -58,7 +55,7 @@ def ggml_type(name: str) -> int:
 class LlamaBackend:
     """One model loaded in llama.cpp; kept loaded until ``close()``."""
 
-    def __init__(self, settings: LoadSettings, retry: RetryPolicy | None = None) -> None:
+    def __init__(self, settings: LlamaSettings, retry: RetryLayers | None = None) -> None:
         self.settings = settings
         self._retry = retry
         self.load_report = LoadReport()
@@ -67,10 +64,15 @@ class LlamaBackend:
         self._lib = import_llama_cpp()
         self._vocab = self._llm._model.vocab
         self._piece_buffer = ctypes.create_string_buffer(256)
+        record_load(settings.model_path, self.settings, self.load_report.log_text)
+
+    @property
+    def n_ctx(self) -> int:
+        return self.settings.n_ctx
 
     # -- loading ---------------------------------------------------------
 
-    def _load_with_backoff(self, settings: LoadSettings) -> Any:
+    def _load_with_backoff(self, settings: LlamaSettings) -> Any:
         """Load; when llama.cpp runs out of memory, offload fewer layers and retry (bounded)."""
         started = time.perf_counter()
         attempt_settings = settings
@@ -99,15 +101,16 @@ class LlamaBackend:
         )
 
     def _fewer_layers(
-        self, settings: LoadSettings, attempt: int, log_text: str
-    ) -> LoadSettings | None:
+        self, settings: LlamaSettings, attempt: int, log_text: str
+    ) -> LlamaSettings | None:
         """The settings to retry with after an out-of-memory load, or None if not memory."""
         lowered = log_text.lower()
         if settings.n_gpu_layers <= 0 or not any(m in lowered for m in _OOM_MARKERS):
             return None
-        return self._retry(attempt) if self._retry is not None else None
+        layers = self._retry(attempt) if self._retry is not None else None
+        return None if layers is None else replace(settings, n_gpu_layers=layers)
 
-    def _construct(self, settings: LoadSettings) -> Any:
+    def _construct(self, settings: LlamaSettings) -> Any:
         llama_cpp = import_llama_cpp()
         kwargs: dict[str, Any] = {
             "model_path": str(settings.model_path),
@@ -241,7 +244,7 @@ def _quietly(generator: Iterator[int]) -> Iterator[int]:
         yield token
 
 
-def _load_error(settings: LoadSettings, exc: ValueError, log_text: str) -> EngineError:
+def _load_error(settings: LlamaSettings, exc: ValueError, log_text: str) -> EngineError:
     name = settings.model_path.name
     last_error = next(
         (line.strip() for line in reversed(log_text.splitlines()) if "error" in line.lower()), ""

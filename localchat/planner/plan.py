@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.planner.memory import DeviceMemory
@@ -79,24 +78,8 @@ class Plan:
     def full_offload(self) -> bool:
         return self.n_gpu_layers >= self.n_layers + 1
 
-    def load_settings(self, model_path: Path):  # -> localchat.engine.base.LoadSettings
-        """llama.cpp load parameters for this plan (``n_gpu_layers`` counted as llama.cpp does)."""
-        from localchat.engine.base import LoadSettings
-
-        return LoadSettings(
-            model_path=Path(model_path),
-            n_ctx=self.n_ctx,
-            n_gpu_layers=self.n_gpu_layers,
-            type_k=self.type_k,
-            type_v=self.type_v,
-            flash_attn=self.flash_attn,
-            n_batch=self.n_batch,
-            n_ubatch=self.n_ubatch,
-            tensor_split=self.tensor_split,
-        )
-
-    def retry_settings(self, model_path: Path, attempt: int):  # -> LoadSettings | None
-        """Settings for retry ``attempt`` (1, 2, 3) after a load failed for lack of memory.
+    def retry_gpu_layers(self, attempt: int) -> int | None:
+        """GPU layers for retry ``attempt`` (1, 2, 3) after a load failed for lack of memory.
 
         Each attempt moves another tenth of the GPU layers (at least 2) to the CPU and
         keeps everything else; None once attempts are used up or nothing is left on a
@@ -105,9 +88,7 @@ class Plan:
         if not 1 <= attempt <= MAX_LOAD_RETRIES or self.n_gpu_layers <= 0:
             return None
         step = max(2, -(-self.n_gpu_layers // 10))
-        return replace(
-            self.load_settings(model_path), n_gpu_layers=max(self.n_gpu_layers - step * attempt, 0)
-        )
+        return max(self.n_gpu_layers - step * attempt, 0)
 
     def to_json(self) -> dict[str, Any]:
         """The stable ``localchat plan --json`` document (see docs/fitting-table.md)."""

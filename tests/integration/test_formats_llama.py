@@ -222,10 +222,11 @@ def test_the_engine_stops_at_the_format_stop_token(tmp_path: Path, favour: int, 
     from gguf import TokenType
 
     from localchat.engine import load_backend
-    from localchat.engine.base import LoadSettings, SamplingParams
+    from localchat.engine.base import SamplingParams
+    from localchat.engine.settings import LlamaSettings
 
     path = build_huozi_like_gguf(tmp_path / "f.gguf", TokenType.CONTROL, favour=favour)
-    backend = load_backend(LoadSettings(model_path=path, n_ctx=256))
+    backend = load_backend(LlamaSettings(model_path=path, n_ctx=256))
     try:
         pieces = list(backend.stream(huozi_prompt(), SamplingParams(max_tokens=8, seed=1)))
         stats = backend.last_stats

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from localchat.engine.base import LoadSettings
+from localchat.engine.settings import LlamaSettings
 from localchat.paths import calibration_file
 from localchat.planner.calibration import (
     compute_scale,
@@ -77,7 +77,7 @@ def test_only_the_last_load_counts() -> None:
 
 
 def test_record_load_and_compute_scale(gemma_path: Path) -> None:
-    settings = LoadSettings(model_path=gemma_path, n_ctx=4096)
+    settings = LlamaSettings(model_path=gemma_path, n_ctx=4096)
     record = record_load(gemma_path, settings, CPU_LOG, llama_version="0.3.36")
     assert record is not None
     stored = load_records()
@@ -91,7 +91,7 @@ def test_record_load_and_compute_scale(gemma_path: Path) -> None:
 
 
 def test_nothing_to_learn_and_bad_file(tmp_path: Path) -> None:
-    settings = LoadSettings(model_path=tmp_path / "x.gguf")
+    settings = LlamaSettings(model_path=tmp_path / "x.gguf")
     assert record_load(tmp_path / "x.gguf", settings, "no buffers here") is None
     calibration_file().parent.mkdir(parents=True, exist_ok=True)
     calibration_file().write_text("{not json")

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from localchat.catalog import load_catalog, parse_catalog
 from localchat.cli.main import main
 from localchat.cli.plan_cmd import plan as plan_command
+from localchat.engine import settings_for_plan
 from localchat.errors import ExitCode
 from localchat.planner import choose_quant, plan_for_file, plan_reference, what_if_hardware
 from localchat.reference import parse_model_ref
@@ -24,7 +25,7 @@ def test_plan_for_file_gemma(gemma_path: Path) -> None:
     plan = plan_for_file(gemma_path, hw)
     assert (plan.quant, plan.n_ctx, plan.n_gpu_layers, plan.fits) == ("Q4_K_M", 8192, 0, True)
     assert plan_for_file(gemma_path, hw, n_ctx=32768).n_ctx == 32768
-    settings = plan.load_settings(gemma_path)
+    settings = settings_for_plan(plan, gemma_path)
     assert settings.model_path == gemma_path and settings.n_ctx == 8192
 
 

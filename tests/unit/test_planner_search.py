@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from localchat.engine import settings_for_plan
 from localchat.errors import ConfigError, DoesNotFit, ModelNotFound
 from localchat.gguf import read_gguf
 from localchat.planner import PlanRequest, plan_model, what_if_hardware
@@ -131,7 +132,7 @@ def test_two_gpus_split_by_free_memory(infos_70b) -> None:
 
 def test_load_settings_and_json(infos_70b, tmp_path: Path) -> None:
     plan = plan_model(infos_70b, what_if_hardware(vram=[80 * GiB], ram=128 * GiB))
-    settings = plan.load_settings(tmp_path / "m.gguf")
+    settings = settings_for_plan(plan, tmp_path / "m.gguf")
     assert (settings.n_gpu_layers, settings.n_ctx, settings.flash_attn) == (81, 8192, True)
     doc = plan.to_json()
     for key in (
@@ -174,10 +175,8 @@ def test_parse_size() -> None:
             parse_size(bad)
 
 
-def test_retry_settings_back_off_gpu_layers(infos_70b, tmp_path: Path) -> None:
+def test_retry_backs_off_gpu_layers(infos_70b) -> None:
     plan = plan_model(infos_70b, what_if_hardware(vram=[48 * GiB], ram=64 * GiB))
     assert plan.n_gpu_layers == 81
-    layers = [plan.retry_settings(tmp_path / "m.gguf", n) for n in (1, 2, 3, 4)]
-    assert [s.n_gpu_layers for s in layers[:3]] == [72, 63, 54]  # 81 - 9 per attempt
-    assert layers[3] is None
-    assert layers[0].n_ctx == plan.n_ctx
+    layers = [plan.retry_gpu_layers(n) for n in (1, 2, 3, 4)]
+    assert layers == [72, 63, 54, None]  # 81 - 9 per attempt, then give up
