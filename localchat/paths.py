@@ -63,6 +63,11 @@ def calibration_file() -> Path:
     return data_dir() / "calibration.json"
 
 
+def pip_models_dir() -> Path:
+    """Models that pip packages deliver, assembled from the package's pieces."""
+    return data_dir() / "pip-models"
+
+
 def partial_downloads_dir() -> Path:
     """Partial downloads kept across restarts so that ``pull`` can resume."""
     return hf_cache_dir() / ".localchat-partial"
@@ -77,7 +82,9 @@ def hf_cache_dir() -> Path:
     override = home_override()
     if override is not None:
         return override / "hf-cache"
-    return Path("~/.cache/huggingface/hub").expanduser()
+    from huggingface_hub import constants  # also honours XDG_CACHE_HOME and older variables
+
+    return Path(constants.HF_HUB_CACHE).expanduser()
 
 
 def ensure_dir(path: Path) -> Path:

@@ -13,12 +13,12 @@ Accepted forms::
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
 from localchat.catalog import Catalog, CatalogEntry
-from localchat.errors import ModelNotFound
+from localchat.errors import InvalidRequest, ModelNotFound
 
 RefKind = Literal["catalog", "hub", "path"]
 
@@ -41,11 +41,15 @@ class ModelRef:
         return f"{base}:{self.quant}" if self.quant else base
 
 
-def parse_model_ref(text: str, catalog: Catalog) -> ModelRef:
+def parse_model_ref(text: str, catalog: Catalog, *, allow_paths: bool = True) -> ModelRef:
+    """MODEL as a ``ModelRef``.  ``allow_paths=False`` (names from the network) refuses
+    anything path-like by its spelling alone, without touching the file system."""
     raw = text.strip()
     if not raw:
         raise ModelNotFound("empty model name", hint="see `localchat catalog` for names")
-    if _looks_like_path(raw):
+    if not allow_paths:
+        _refuse_path_like(raw)
+    elif _looks_like_path(raw):
         return ModelRef(text=raw, kind="path", path=Path(raw).expanduser())
     for prefix in _HUB_PREFIXES:
         if raw.lower().startswith(prefix):
@@ -53,21 +57,37 @@ def parse_model_ref(text: str, catalog: Catalog) -> ModelRef:
     name, quant = _split_quant(raw)
     entry = catalog.get(name)
     if entry is not None:
-        return ModelRef(text=raw, kind="catalog", entry=entry, quant=quant)
+        return ModelRef(text=raw, kind="catalog", entry=entry, quant=_known_quant(entry, quant))
     if _REPO_RE.match(name):
         return _hub_ref(raw, raw, catalog)
     raise ModelNotFound(
-        f"unknown model {raw!r}",
+        f"unknown model {raw[:80]!r}",
         hint="use a catalog name (`localchat catalog`), owner/repo[:QUANT], or a path to a .gguf",
     )
 
 
 def _hub_ref(raw: str, rest: str, catalog: Catalog | None = None) -> ModelRef:
     repo_id, quant = _split_quant(rest.strip("/"))
-    if not _REPO_RE.match(repo_id):
-        raise ModelNotFound(f"{raw!r} is not a hub reference", hint="write owner/repo[:QUANT]")
+    if not _REPO_RE.match(repo_id) or not _valid_repo_id(repo_id):
+        raise ModelNotFound(f"{raw[:80]!r} is not a hub reference", hint="write owner/repo[:QUANT]")
     entry = catalog.find_by_repo(repo_id) if catalog else None
     return ModelRef(text=raw, kind="hub", entry=entry, repo_id=repo_id, quant=quant)
+
+
+def with_quant(ref: ModelRef, quant: str) -> ModelRef:
+    """``ref`` asking for ``quant`` instead, checked as ``parse_model_ref`` checks it."""
+    checked = _known_quant(ref.entry, quant) if ref.entry is not None else quant
+    return replace(ref, quant=checked)
+
+
+def _known_quant(entry: CatalogEntry, quant: str | None) -> str | None:
+    """``quant`` spelled as the catalog spells it; refused when the entry's quants are all
+    known (a pip-delivered model is exactly one file).  Hub repos are checked on the hub."""
+    if quant is None or entry.gguf is not None or entry.awq is not None or entry.pip is None:
+        return quant
+    if quant.upper() != entry.pip.quant.upper():
+        raise ModelNotFound(f"{entry.name} has no quant {quant}", hint=f"it has {entry.pip.quant}")
+    return entry.pip.quant
 
 
 def _split_quant(text: str) -> tuple[str, str | None]:
@@ -77,7 +97,39 @@ def _split_quant(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def _valid_repo_id(repo_id: str) -> bool:
+    """huggingface_hub's own rules (96 characters, no ``..`` or ``--``, ...)."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return False
+    return True
+
+
 def _looks_like_path(text: str) -> bool:
     if text.startswith(("/", "./", "../", "~")) or text.lower().endswith(".gguf"):
         return True
-    return Path(text).exists() and not _REPO_RE.match(text)
+    try:
+        return Path(text).exists() and not _REPO_RE.match(text)
+    except OSError:  # e.g. a 5000-character name: too long to be a file name
+        return False
+
+
+_NAME_CHARS_RE = re.compile(r"^[\w.\-/:]+$")
+
+
+def _refuse_path_like(text: str) -> None:
+    path_like = (
+        text.startswith(("/", ".", "~"))
+        or ".." in text
+        or text.lower().endswith(".gguf")
+        or not _NAME_CHARS_RE.match(text)
+    )
+    if path_like:
+        raise InvalidRequest(
+            f"{text[:80]!r} is not a model name",
+            hint="use a catalog name or owner/repo[:QUANT]; paths are not accepted here",
+        )

@@ -8,9 +8,6 @@ Keys this version does not know are kept as they were.
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
-import tempfile
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -18,6 +15,7 @@ from typing import Any
 
 from localchat.engine.base import SamplingParams
 from localchat.errors import ConfigError
+from localchat.store.jsonfile import write_text_atomic
 
 DEFAULT_THEME = "textual-dark"
 
@@ -30,6 +28,9 @@ class Settings:
     top_p: float | None = None
     max_tokens: int | None = None
     context_size: int | None = None
+    threads: int | None = None  # CPU threads for llama.cpp; None: chosen from the hardware
+    repetition_guard: bool | None = None  # None: on (engine.repetition)
+    rpc: str | None = None  # llama.cpp RPC workers "host:port,..." (`localchat worker`)
     theme: str = DEFAULT_THEME
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -43,6 +44,8 @@ class Settings:
             changes["top_p"] = self.top_p
         if self.max_tokens is not None:
             changes["max_tokens"] = self.max_tokens
+        if self.repetition_guard is not None:
+            changes["stop_on_repetition"] = self.repetition_guard
         return dataclasses.replace(base, **changes)
 
     def validate(self) -> Settings:
@@ -51,7 +54,11 @@ class Settings:
             raise ConfigError(f"temperature {self.temperature} is out of range", hint="use 0-5")
         if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
             raise ConfigError(f"top_p {self.top_p} is out of range", hint="use a value in (0, 1]")
-        for name in ("max_tokens", "context_size"):
+        if self.rpc:
+            from localchat.hardware.rpc import parse_endpoints
+
+            parse_endpoints(self.rpc)  # ConfigError naming a malformed endpoint
+        for name in ("max_tokens", "context_size", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ConfigError(f"{name} must be positive, not {value}")
@@ -65,6 +72,9 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "top_p": (float, int),
     "max_tokens": (int,),
     "context_size": (int,),
+    "threads": (int,),
+    "repetition_guard": (bool,),
+    "rpc": (str,),
     "theme": (str,),
 }
 
@@ -90,7 +100,7 @@ def save_settings(settings: Settings, path: Path | None = None) -> Path:
     settings.validate()
     path = path or _default_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, dumps_toml(settings_to_dict(settings)))
+    write_text_atomic(path, dumps_toml(settings_to_dict(settings)))
     return path
 
 
@@ -101,8 +111,11 @@ def settings_from_dict(data: dict[str, Any], *, source: str = "settings") -> Set
         if key not in _TYPES:
             extra[key] = value
             continue
-        if isinstance(value, bool) or not isinstance(value, _TYPES[key]):
-            wanted = " or ".join(t.__name__ for t in _TYPES[key])
+        wanted_types = _TYPES[key]
+        if not isinstance(value, wanted_types) or (
+            isinstance(value, bool) and bool not in wanted_types
+        ):
+            wanted = " or ".join(t.__name__ for t in wanted_types)
             raise ConfigError(f"{source}: {key} must be {wanted}, not {value!r}")
         known[key] = float(value) if _TYPES[key][0] is float else value
     try:
@@ -121,55 +134,14 @@ def settings_to_dict(settings: Settings) -> dict[str, Any]:
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
-    """Flat TOML: one ``key = value`` line per scalar (strings, numbers, booleans)."""
-    lines = ["# localchat settings; edit here or in the app (Settings, ctrl+s to save)"]
-    lines += [f"{key} = {_toml_value(value)}" for key, value in data.items()]
-    return "\n".join(lines) + "\n"
+    """The settings file's text: a comment line, then ``tomli_w``'s TOML (tables kept)."""
+    import tomli_w
 
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise ConfigError(f"cannot save {value!r}")
-        return repr(value)
-    if isinstance(value, str):
-        return _toml_string(value)
-    raise ConfigError(f"cannot save a {type(value).__name__} in settings")
-
-
-def _toml_string(text: str) -> str:
-    escaped = []
-    for char in text:
-        if char in ('"', "\\"):
-            escaped.append("\\" + char)
-        elif char == "\n":
-            escaped.append("\\n")
-        elif char == "\t":
-            escaped.append("\\t")
-        elif char == "\r":
-            escaped.append("\\r")
-        elif ord(char) < 0x20 or ord(char) == 0x7F:
-            escaped.append(f"\\u{ord(char):04x}")
-        else:
-            escaped.append(char)
-    return '"' + "".join(escaped) + '"'
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        body = tomli_w.dumps(data)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot save the settings: {exc}") from exc
+    return "# localchat settings; edit here or in the app (Settings, ctrl+s to save)\n" + body
 
 
 def _default_path() -> Path:

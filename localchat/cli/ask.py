@@ -6,7 +6,18 @@ import sys
 
 import click
 
-from localchat.cli.options import model_option, read_prompt
+from localchat.cli.options import (
+    FiniteFloatRange,
+    clean_text,
+    engine_option,
+    link_option,
+    local_option,
+    model_option,
+    read_prompt,
+    rpc_option,
+    seed_option,
+    threads_option,
+)
 
 ASK_EPILOG = """
 \b
@@ -22,16 +33,25 @@ Examples:
 @click.argument("prompt", required=False)
 @model_option
 @click.option("-s", "--system", help="System prompt.")
-@click.option("--temperature", type=click.FloatRange(0, 5), help="Sampling temperature.")
-@click.option("--top-p", "top_p", type=click.FloatRange(0, 1), help="Nucleus sampling.")
-@click.option("--max-tokens", type=click.IntRange(1), help="Stop after this many tokens.")
-@click.option("--seed", type=int, help="Random seed (same seed + temperature 0 = same text).")
+@click.option("--temperature", type=FiniteFloatRange(0, 5), help="Sampling temperature.")
+@click.option("--top-p", "top_p", type=FiniteFloatRange(0, 1), help="Nucleus sampling.")
+@click.option(
+    "--max-tokens",
+    type=click.IntRange(0),
+    help="Stop after this many tokens (default 2048, base models 256; 0: no limit).",
+)
+@seed_option
 @click.option("--ctx", type=click.IntRange(256), help="Context size in tokens (default: planned).")
+@threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
 @click.option("--show-thinking", is_flag=True, help="Also print thinking/reflection parts.")
 @click.option("-c", "--continue", "continue_last", is_flag=True, help="Continue the last chat.")
 @click.option("--no-pull", is_flag=True, help="Never download; fail if the model is missing.")
 @click.option("--verbose", is_flag=True, help="Show llama.cpp's own log on stderr.")
+@rpc_option
+@link_option
+@engine_option
+@local_option
 def ask(
     prompt: str | None,
     model: str | None,
@@ -41,20 +61,25 @@ def ask(
     max_tokens: int | None,
     seed: int | None,
     ctx: int | None,
+    n_threads: int | None,
     as_json: bool,
     show_thinking: bool,
     continue_last: bool,
     no_pull: bool,
     verbose: bool,
+    rpc: str | None,
+    link: str | None,
+    engine: str | None,
+    local: bool,
 ) -> None:
     """Answer PROMPT (and/or text on stdin) with a local model, streamed to stdout."""
     from localchat.cli.ask_run import AskRequest, run_ask
 
-    text = read_prompt(prompt, sys.stdin)
+    text = read_prompt(prompt, sys.stdin.buffer if sys.stdin is not None else None)
     request = AskRequest(
         prompt=text,
         model=model,
-        system=system,
+        system=clean_text(system),
         sampling_overrides={
             "temperature": temperature,
             "top_p": top_p,
@@ -62,10 +87,17 @@ def ask(
             "seed": seed,
         },
         n_ctx=ctx,
+        n_threads=n_threads,
         as_json=as_json,
         show_thinking=show_thinking,
         continue_last=continue_last,
         allow_download=not no_pull,
         verbose=verbose,
+        rpc=rpc,
+        link=link,
+        engine=engine,
+        local=local,
     )
+    if engine and local:
+        raise click.UsageError("--engine and --local contradict each other")
     run_ask(request)

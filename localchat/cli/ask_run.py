@@ -19,16 +19,22 @@ class AskRequest:
     system: str | None = None
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
     n_ctx: int | None = None
+    n_threads: int | None = None
     as_json: bool = False
     show_thinking: bool = False
     continue_last: bool = False
     allow_download: bool = True
     verbose: bool = False
+    rpc: str | None = None  # RPC workers "host:port,..."; None: settings.toml's
+    link: str | None = None
+    engine: str | None = None  # an OpenAI-compatible base URL (--engine)
+    local: bool = False  # never a running localchat server (--local)
 
 
 def run_ask(request: AskRequest) -> None:
     from localchat.engine.logs import ROUTER
     from localchat.history import HistoryStore
+    from localchat.hub.progress import StderrProgress
 
     ROUTER.echo_to_stderr = request.verbose
     with HistoryStore() as history:
@@ -36,21 +42,68 @@ def run_ask(request: AskRequest) -> None:
         model = open_model(
             request.model or previous.get("model"),
             n_ctx=request.n_ctx,
+            n_threads=request.n_threads,
             allow_download=request.allow_download,
-            progress=_progress_renderer(),
+            progress=StderrProgress(),
+            rpc=request.rpc,
+            link=request.link,
+            engine=request.engine,
+            local=request.local,
         )
         with model:
+            is_new = conversation_id is None
+            if is_new and request.system is None:
+                request = replace(request, system=model.system_prompt)
             if conversation_id is None:
                 conversation_id = history.new_conversation(
                     model.ref.display_name, system_prompt=request.system
                 )
             messages = _messages(previous.get("messages", []), request)
-            history.add_message(conversation_id, "user", request.prompt)
+            user_message_id = history.add_message(conversation_id, "user", request.prompt)
             recorder = history.recorder(conversation_id)
-            text = _generate(model, messages, _sampling(model, request), request, recorder)
+            try:
+                sampling = _sampling(model, request)
+                text = _generate(model, messages, sampling, request, recorder)
+            except (Interrupted, BrokenPipeError):
+                raise  # the partial reply stays, as documented
+            except BaseException:
+                _forget_turn(history, conversation_id, user_message_id, whole=is_new)
+                raise
             recorder.finish(_stats_dict(model.last_stats), text=text)
             if request.as_json:
                 _print_json(model, text)
+            _note_cut_short(model, sampling)
+
+
+def _note_cut_short(model: LoadedModel, sampling: SamplingParams) -> None:
+    """Say on stderr when the reply ended for a limit rather than because it was done."""
+    stats = model.last_stats
+    limit = sampling.max_tokens
+    if stats.finish_reason == "length" and limit and stats.completion_tokens >= limit:
+        print(
+            f"localchat: stopped at the {limit}-token limit "
+            "(--max-tokens N to change it, 0 for no limit)",
+            file=sys.stderr,
+        )
+    elif stats.finish_reason == "length":
+        print(
+            f"localchat: stopped: the context ({model.n_ctx} tokens) is full (raise --ctx)",
+            file=sys.stderr,
+        )
+    elif stats.finish_reason == "repetition":
+        print(
+            "localchat: stopped because the reply began to repeat itself "
+            "(repetition_guard = false in settings.toml turns this off)",
+            file=sys.stderr,
+        )
+
+
+def _forget_turn(history: Any, conversation_id: int, user_message_id: int, *, whole: bool) -> None:
+    """A failed ask leaves no trace: ``ask -c`` must not send it again."""
+    if whole:
+        history.delete(conversation_id)
+    else:
+        history.delete_messages_from(conversation_id, user_message_id)
 
 
 def _conversation(history: Any, request: AskRequest) -> tuple[dict[str, Any], int | None]:
@@ -103,6 +156,10 @@ def _generate(
         if not request.as_json:
             out.close()
         raise Interrupted("interrupted; the partial reply was kept in history") from None
+    except BrokenPipeError:  # `ask ... | head`: the reader has what it wanted
+        stream.close()
+        recorder.finish(_stats_dict(model.last_stats))
+        raise
     finally:
         stream.close()
     if not request.as_json:
@@ -169,7 +226,8 @@ def _print_json(model: LoadedModel, text: str) -> None:
     payload: dict[str, Any] = {
         "text": text,
         "model": model.ref.display_name,
-        "file": str(model.path),
+        "file": str(model.path) if model.path is not None else None,
+        "engine": model.engine_label,
         "quant": model.quant,
         "plan": model.plan_summary,
         **_stats_dict(model.last_stats),
@@ -183,11 +241,3 @@ def _print_json(model: LoadedModel, text: str) -> None:
         payload["parts"] = [{"kind": part.kind, "text": part.text} for part in parts]
     json.dump(payload, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
-
-
-def _progress_renderer() -> Any:
-    try:
-        from localchat.hub.progress import StderrProgress
-    except ImportError:
-        return None
-    return StderrProgress()

@@ -71,7 +71,8 @@ def build_lines(build: LlamaBuildInfo | None) -> list[str]:
     kind = "native/tuned" if looks_native(build.cpu_features) else "portable"
     lines = [
         f"llama.cpp  llama-cpp-python {build.version}, GPU offload: "
-        f"{'yes' if build.supports_gpu_offload else 'no'}",
+        f"{'yes' if build.supports_gpu_offload else 'no'}, RPC workers: "
+        f"{'yes' if build.supports_rpc else 'no (see `localchat doctor` to rebuild)'}",
         f"           CPU code: {' '.join(isa) or 'n/a'} ({kind})",
     ]
     for device in build.device_memory:

@@ -11,6 +11,8 @@ import json
 
 import click
 
+from localchat.cli.options import link_option, rpc_option, threads_option
+
 GIB = 1 << 30
 
 
@@ -45,6 +47,43 @@ GIB = 1 << 30
 @click.option(
     "--offline", is_flag=True, help="Don't read remote headers; use models.toml's figures."
 )
+@click.option(
+    "--ngl",
+    "n_gpu_layers",
+    type=click.IntRange(min=0),
+    help="Cost this many GPU layers (n_layers + 1 = all) instead of choosing.",
+)
+@click.option(
+    "--parallel",
+    "n_parallel",
+    type=click.IntRange(1, 256),
+    default=1,
+    show_default=True,
+    help="Sequences served at once, each with --ctx of context.",
+)
+@click.option(
+    "--cpu-moe",
+    "n_cpu_moe",
+    type=click.IntRange(min=0),
+    help="MoE: keep the experts of the first N layers in RAM (default: choose).",
+)
+@click.option(
+    "--prompt-tokens",
+    "n_prompt",
+    type=click.IntRange(min=1),
+    default=512,
+    show_default=True,
+    help="Prompt length the predicted time to first token is for.",
+)
+@threads_option
+@click.option(
+    "--remote",
+    multiple=True,
+    metavar="SIZE",
+    help="What-if RPC worker with a device of this size, e.g. 24GiB; repeatable.",
+)
+@rpc_option
+@link_option
 def plan(
     model: str,
     n_ctx: int | None,
@@ -58,19 +97,32 @@ def plan(
     type_v: str,
     target_tok_s: float,
     offline: bool,
+    n_gpu_layers: int | None,
+    n_parallel: int,
+    n_cpu_moe: int | None,
+    n_prompt: int,
+    n_threads: int | None,
+    remote: tuple[str, ...],
+    rpc: str | None,
+    link: str | None,
 ) -> None:
     """Show what fits this machine (or a what-if one) for MODEL, and why."""
     from localchat.catalog import load_catalog
     from localchat.planner import PlanRequest, plan_reference
     from localchat.reference import parse_model_ref
 
-    hardware = _hardware(vram, ram, apple, cpu_only)
+    hardware = _with_remotes(_hardware(vram, ram, apple, cpu_only), remote, rpc, link)
     request = PlanRequest(
         n_ctx=n_ctx,
         quant=quant,
         type_k=type_k.lower(),
         type_v=type_v.lower(),
         target_tok_s=target_tok_s,
+        n_gpu_layers=n_gpu_layers,
+        n_parallel=n_parallel,
+        n_cpu_moe=n_cpu_moe,
+        n_prompt=n_prompt,
+        n_threads=n_threads if n_threads is not None else _settings_threads(),
     )
     ref = parse_model_ref(model, load_catalog())
     result = plan_reference(ref, hardware, request, offline=offline)
@@ -78,7 +130,7 @@ def plan(
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo("\n".join(format_plan(result)))
-    result.raise_if_not_fits()
+    result.raise_if_not_fits(suggest_plan=False)
 
 
 def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_only: bool):
@@ -94,29 +146,77 @@ def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_onl
     return base
 
 
+def _with_remotes(hardware, remote: tuple[str, ...], rpc: str | None, link: str | None):
+    """Add what-if workers (``--remote 24GiB``) and real ones (``--rpc``, probed)."""
+    import dataclasses
+
+    from localchat.hardware.rpc import (
+        DEFAULT_LINK_BYTES_PER_S,
+        parse_link,
+        what_if_remote,
+        with_workers,
+    )
+    from localchat.planner.profiles import parse_size, what_if_gpu
+
+    if rpc is None:
+        from localchat.settings import load_settings
+
+        rpc = load_settings().rpc
+    link_bytes_per_s = parse_link(link) if link else DEFAULT_LINK_BYTES_PER_S
+    what_ifs = []
+    for size in remote:
+        size_bytes = parse_size(size)
+        bandwidth = what_if_gpu(0, size_bytes).bandwidth_bytes_per_s  # a GPU that size
+        device = what_if_remote(size_bytes, link_bytes_per_s)
+        what_ifs.append(dataclasses.replace(device, bandwidth_bytes_per_s=bandwidth))
+    hardware = with_workers(hardware, rpc, link)
+    return dataclasses.replace(hardware, remotes=hardware.remotes + tuple(what_ifs))
+
+
+def _settings_threads() -> int | None:
+    """``threads`` from settings.toml, as ``ask`` would use it."""
+    from localchat.settings import load_settings
+
+    return load_settings().threads
+
+
 def _gib(n_bytes: int | None) -> str:
     return "-" if n_bytes is None else f"{n_bytes / GIB:.2f}"
 
 
 def format_plan(plan) -> list[str]:
     """The human-readable plan: a summary line, a per-device table, the reasons."""
-    layers = f"{plan.n_gpu_layers}/{plan.n_layers + 1} layers on GPU"
+    layers = f"{plan.gpu_layers_text} layers on GPU"
     status = "" if plan.fits else "  (DOES NOT FIT)"
     lines = [
         f"{plan.model}: {plan.quant} · {layers} · context {plan.n_ctx} · "
         f"KV {plan.type_k}/{plan.type_v} · flash attention {'on' if plan.flash_attn else 'off'}"
         f" · predicted {plan.predicted_tok_s:.1f} tok/s{status}",
         f"numbers from: {plan.source}",
+        *_speed_lines(plan),
         "",
         f"{'device':<8}{'weights':>9}{'KV':>9}{'compute':>9}{'reserve':>9}{'total':>9}{'budget':>9}"
-        "  (GiB)",
+        "  holds (sizes in GiB)",
     ]
     for device in plan.devices:
         lines.append(
             f"{device.device:<8}{_gib(device.weights_bytes):>9}{_gib(device.kv_bytes):>9}"
             f"{_gib(device.compute_bytes):>9}{_gib(device.reserve_bytes):>9}"
             f"{_gib(device.total_bytes):>9}{_gib(plan.budgets_bytes.get(device.device)):>9}"
+            f"  {plan.device_layers.get(device.device, '')}"
         )
     lines.append("")
     lines.extend(f"- {reason}" for reason in plan.reasons)
     return lines
+
+
+def _speed_lines(plan) -> list[str]:
+    speed = plan.speed
+    if speed is None:
+        return []
+    return [
+        f"speed ({speed.source}): prefill {speed.prefill_tok_s:.0f} tok/s, decode "
+        f"{speed.decode_tok_s:.1f} tok/s; time to first token "
+        f"{speed.ttft_s(speed.n_prompt):.2f} s for {speed.n_prompt} prompt tokens",
+        f"threads: {plan.n_threads} decode, {plan.n_threads_batch} prompt ({plan.threads_source})",
+    ]

@@ -27,11 +27,11 @@ def rm(model: str, yes: bool) -> None:
     targets = [m for m in list_installed() if _matches(m, ref)]
     if not targets:
         raise ModelNotFound(f"{ref.display_name} is not on disk", hint="see `localchat list`")
-    pip_only = [m for m in targets if m.source == "pip"]
-    if pip_only and len(pip_only) == len(targets):
+    if all(m.source == "pip" for m in targets):
+        package = ref.entry.pip.package if ref.entry and ref.entry.pip else "its package"
         raise LocalchatError(
             f"{ref.display_name} came with a pip package",
-            hint=f"remove it with `pip uninstall {pip_only[0].path.split()[-1].rstrip(')')}`",
+            hint=f"remove it with `pip uninstall {package}`",
         )
     targets = [m for m in targets if m.source != "pip"]
     total = sum(m.size_bytes for m in targets if m.source != "path")
@@ -39,9 +39,15 @@ def rm(model: str, yes: bool) -> None:
         click.echo(
             f"{m.name}:{m.quant or m.format}  {human_bytes(m.size_bytes)}  {m.path}", err=True
         )
-    if not yes:
+    if not yes and any(m.source != "path" for m in targets):
         _confirm(f"remove {len(targets)} model(s), freeing {human_bytes(total)}?", ref.display_name)
     freed = sum(remove_installed(m) for m in targets)
+    if all(m.source == "path" for m in targets):
+        click.echo(
+            f"forgot {ref.display_name}: it is no longer listed; the file itself was left alone",
+            err=True,
+        )
+        return
     click.echo(f"removed {ref.display_name}: freed {human_bytes(freed)}", err=True)
 
 

@@ -66,6 +66,12 @@ def _find_model(text: str) -> ShownModel:
     if local is not None and local.format == "gguf":
         metadata = read_gguf_metadata(local.path)
         return ShownModel(ref.display_name, ref.entry, metadata, local.path)
+    if local is not None and local.format == "awq":
+        from localchat.safetensors import read_config
+        from localchat.safetensors.metadata import hf_metadata
+
+        metadata = hf_metadata(local.path, read_config(local.path))
+        return ShownModel(ref.display_name, ref.entry, metadata, local.path)
     return ShownModel(ref.display_name, ref.entry, {}, None, note=_not_on_disk_note(ref.entry))
 
 
@@ -149,6 +155,7 @@ def _source_words(source: str) -> str:
         "models.toml": "models.toml",
         "gguf": "the GGUF's tokenizer.chat_template",
         "family default": "the family default",
+        "base model": "the GGUF: no chat template, no instruct marker, so a base model",
     }.get(source, source)
 
 

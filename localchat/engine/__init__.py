@@ -13,7 +13,15 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from localchat.engine.settings import BackendSettings, LlamaSettings, llama_settings
+from localchat.engine.interrupt import cancel_loads as cancel_loads  # re-exported
+from localchat.engine.settings import (
+    AwqSettings,
+    BackendSettings,
+    LlamaSettings,
+    RemoteSettings,
+    awq_settings,
+    llama_settings,
+)
 from localchat.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -23,6 +31,8 @@ if TYPE_CHECKING:
 # settings type -> "module:class" of the backend that loads it
 BACKENDS: dict[type, str] = {
     LlamaSettings: "localchat.engine.llama:LlamaBackend",
+    RemoteSettings: "localchat.engine.remote:RemoteBackend",
+    AwqSettings: "localchat.engine.awq.backend:AwqBackend",
 }
 
 RetryLayers = Callable[[int], int | None]  # attempt (1..3) -> GPU layers to retry with, or None
@@ -32,7 +42,8 @@ def settings_for_plan(
     plan: Plan, model_path: Path, overrides: Mapping[str, Any] | None = None
 ) -> BackendSettings:
     """The settings the plan's backend loads ``model_path`` with, plus user overrides."""
-    settings = llama_settings(plan, model_path)
+    make = awq_settings if plan.format == "awq" else llama_settings
+    settings = make(plan, model_path)
     if overrides:
         known = {f.name for f in fields(settings)}
         unknown = sorted(set(overrides) - known)

@@ -26,8 +26,9 @@ class SamplingParams:
     top_k: int = 40
     min_p: float = 0.05
     repeat_penalty: float = 1.0
-    max_tokens: int | None = None
+    max_tokens: int | None = None  # None or 0: until the context is full
     seed: int | None = None
+    stop_on_repetition: bool = True  # engine.repetition: end a reply that loops
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class PromptSpec:
     stop_token_ids: tuple[int, ...] = ()
     has_bos: bool = False  # the text already starts with the BOS token's text
     render_special_tokens: bool = False  # show control tokens (e.g. Reflection's <thinking>)
+    # The conversation ``text`` was rendered from: a remote backend sends these to the
+    # server's chat endpoint (the server applies its own template); empty: raw completion.
+    messages: tuple[Message, ...] = ()
 
 
 @dataclass
@@ -48,7 +52,7 @@ class GenerationStats:
     time_to_first_token_s: float | None = None
     decode_tokens_per_s: float | None = None
     total_s: float = 0.0
-    finish_reason: str = "stop"  # stop | length | cancelled
+    finish_reason: str = "stop"  # stop | length | repetition | cancelled
 
 
 @dataclass

@@ -2,7 +2,8 @@
 
 The only module (with ``engine/logs.py``) that imports ``llama_cpp``, and only
 when a model is loaded.  Generation runs on ``Llama.generate`` token by token
-so that stop strings, stop token ids, incremental UTF-8 and timing are ours.
+(the loop in ``engine.decode``) so that stop strings, stop token ids, incremental
+UTF-8 and timing are ours.
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ from dataclasses import replace
 from typing import Any
 
 from localchat.engine.base import GenerationStats, LoadReport, PromptSpec, SamplingParams
+from localchat.engine.decode import decode_tokens
+from localchat.engine.interrupt import abortable_load, begin_load, run_interruptibly
+from localchat.engine.llama_overrides import expert_patterns, tensor_buffer_overrides
 from localchat.engine.logs import ROUTER
+from localchat.engine.probe import check_first_load
 from localchat.engine.settings import LlamaSettings
 from localchat.engine.stops import StopStringFilter
 from localchat.errors import BackendUnavailable, EngineError
@@ -60,11 +65,14 @@ class LlamaBackend:
         self._retry = retry
         self.load_report = LoadReport()
         self._stats = GenerationStats()
+        begin_load()
+        check_first_load(settings.model_path)  # a llama.cpp abort kills a child, not us
         self._llm = self._load_with_backoff(settings)
         self._lib = import_llama_cpp()
         self._vocab = self._llm._model.vocab
         self._piece_buffer = ctypes.create_string_buffer(256)
-        record_load(settings.model_path, self.settings, self.load_report.log_text)
+        if not settings.rpc_servers:  # workers' buffers are not this machine's calibration
+            record_load(settings.model_path, self.settings, self.load_report.log_text)
 
     @property
     def n_ctx(self) -> int:
@@ -126,10 +134,50 @@ class LlamaBackend:
         }
         if settings.n_threads:
             kwargs["n_threads"] = settings.n_threads
-        if settings.tensor_split:
-            kwargs["tensor_split"] = list(settings.tensor_split)
+        if settings.n_threads_batch:
+            kwargs["n_threads_batch"] = settings.n_threads_batch
+        split = _device_split(settings)  # registers RPC workers first
+        if split:
+            kwargs["tensor_split"] = split
+        patterns = expert_patterns(settings.n_cpu_moe)
+        with (
+            ROUTER.python_stderr(),
+            tensor_buffer_overrides(llama_cpp, patterns) as overrides,
+            abortable_load(llama_cpp),
+        ):
+            llm = run_interruptibly(lambda: llama_cpp.Llama(**kwargs))
+        self._overrides = overrides  # llama.cpp keeps pointers into it
+        return llm
+
+    # -- timing (localchat bench) ----------------------------------------
+
+    def time_prompt(self, n_tokens: int, kv_start: int = 0) -> float:
+        """Seconds to process ``n_tokens`` made-up tokens in batches after the first
+        ``kv_start`` cached tokens (llama-bench's pp test; the cache is cut there first)."""
+        llm = self._llm
+        tokens = _made_up_tokens(n_tokens, llm.n_vocab(), seed=kv_start)
+        llm.n_tokens = min(kv_start, llm.n_tokens)
         with ROUTER.python_stderr():
-            return llama_cpp.Llama(**kwargs)
+            started = time.perf_counter()
+            llm.eval(tokens)
+            return time.perf_counter() - started
+
+    def time_decode(self, n_tokens: int, kv_start: int = 0) -> float:
+        """Seconds to sample and decode ``n_tokens`` tokens one by one after ``kv_start``
+        cached tokens, as ``stream`` does (llama-bench's tg test plus sampling)."""
+        llm = self._llm
+        llm.n_tokens = min(kv_start, llm.n_tokens)
+        first = _made_up_tokens(1, llm.n_vocab(), seed=kv_start)
+        with ROUTER.python_stderr():
+            generator = llm.generate(first, top_k=40, top_p=0.95, min_p=0.05, temp=0.7, reset=False)
+        try:
+            next(iter(_quietly(generator)))  # the first token pays for the prompt token
+            started = time.perf_counter()
+            for _, _token in zip(range(n_tokens), _quietly(generator), strict=False):
+                pass
+            return time.perf_counter() - started
+        finally:
+            generator.close()
 
     # -- generation ------------------------------------------------------
 
@@ -149,13 +197,9 @@ class LlamaBackend:
         tokens = self._tokenize_prompt(prompt)
         budget = self._completion_budget(len(tokens), sampling.max_tokens)
         llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
-        stats = GenerationStats(prompt_tokens=len(tokens), finish_reason="cancelled")
+        stats = GenerationStats(prompt_tokens=len(tokens))
         self._stats = stats
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopStringFilter(prompt.stop_strings)
         stop_ids = set(prompt.stop_token_ids)
-        started = time.perf_counter()
-        first_token_at = last_token_at = started
         with ROUTER.python_stderr():
             generator = llm.generate(
                 tokens,
@@ -166,43 +210,25 @@ class LlamaBackend:
                 repeat_penalty=sampling.repeat_penalty,
                 reset=True,
             )
-        try:
-            for token in _quietly(generator):
-                last_token_at = time.perf_counter()
-                if stats.completion_tokens == 0:
-                    first_token_at = last_token_at
-                    stats.time_to_first_token_s = first_token_at - started
-                if self._is_end(token, stop_ids):
-                    stats.finish_reason = "stop"
-                    break
-                stats.completion_tokens += 1
-                piece = decoder.decode(self._piece(token, prompt.render_special_tokens))
-                text, stopped = stops.feed(piece)
-                if text:
-                    yield text
-                if stopped:
-                    stats.finish_reason = "stop"
-                    break
-                if stats.completion_tokens >= budget:
-                    stats.finish_reason = "length"
-                    break
-            else:
-                stats.finish_reason = "stop"
-            if stats.finish_reason != "cancelled":
-                tail = stops.flush(decoder.decode(b"", final=True))
-                if tail:
-                    yield tail
-        finally:
-            generator.close()
-            stats.total_s = time.perf_counter() - started
-            decode_s = last_token_at - first_token_at
-            if stats.completion_tokens > 1 and decode_s > 0:
-                stats.decode_tokens_per_s = (stats.completion_tokens - 1) / decode_s
+        yield from decode_tokens(
+            _quietly(generator),
+            _Utf8Pieces(self._piece, prompt.render_special_tokens),
+            is_end=lambda token: self._is_end(token, stop_ids),
+            stops=StopStringFilter(prompt.stop_strings),
+            budget=budget,
+            stats=stats,
+            close=generator.close,
+        )
 
     def _tokenize_prompt(self, prompt: PromptSpec) -> list[int]:
         llm = self._llm
         add_bos = not prompt.has_bos and llm._model.add_bos_token()
         tokens = llm.tokenize(prompt.text.encode("utf-8"), add_bos=add_bos, special=True)
+        if not tokens:  # llama-cpp-python would fail an assert on an empty prompt
+            raise EngineError(
+                "the model's vocabulary turns the prompt into no tokens at all",
+                hint="the model file's tokenizer is broken; try another file",
+            )
         if len(tokens) >= llm.n_ctx():
             raise EngineError(
                 f"the prompt is {len(tokens)} tokens but the context holds {llm.n_ctx()}",
@@ -233,14 +259,55 @@ class LlamaBackend:
             llm.close()
 
 
+def _made_up_tokens(n_tokens: int, n_vocab: int, *, seed: int) -> list[int]:
+    """Random ordinary token ids, as llama-bench feeds (the text does not matter for speed)."""
+    rng = random.Random(seed)
+    first = min(1000, n_vocab // 2)  # past the special tokens small vocabularies start with
+    return [rng.randrange(first, n_vocab) for _ in range(n_tokens)]
+
+
+def _device_split(settings: LlamaSettings) -> list[float] | None:
+    """``tensor_split`` over llama.cpp's devices, after registering the RPC workers."""
+    from localchat.engine import rpc
+
+    if not settings.rpc_servers and not rpc.registered_device_count():
+        return list(settings.tensor_split) if settings.tensor_split else None
+    rpc.register_workers(settings.rpc_servers)
+    return rpc.device_split(settings.rpc_servers, settings.tensor_split)
+
+
+class _Utf8Pieces:
+    """llama.cpp's token pieces as text, holding back a character split across tokens."""
+
+    def __init__(self, piece: Callable[[int, bool], bytes], special: bool) -> None:
+        self._piece = piece
+        self._special = special
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    def feed(self, token: int) -> str:
+        return self._decoder.decode(self._piece(token, self._special))
+
+    def flush(self) -> str:
+        return self._decoder.decode(b"", final=True)
+
+
 def _quietly(generator: Iterator[int]) -> Iterator[int]:
-    """Advance llama-cpp-python's generator with its Python-side prints sent to the log."""
+    """Advance llama-cpp-python's generator with its Python-side prints sent to the log.
+
+    llama-cpp-python reports a failed decode as ``RuntimeError("llama_decode returned
+    N")`` (and a few states as ValueError): the engine's error, not a bug in localchat.
+    """
     while True:
         with ROUTER.python_stderr():
             try:
                 token = next(generator)
             except StopIteration:
                 return
+            except (RuntimeError, ValueError) as exc:
+                raise EngineError(
+                    f"llama.cpp failed while generating: {exc}",
+                    hint="see llama.log in localchat's log folder; a smaller --ctx may help",
+                ) from exc
         yield token
 
 

@@ -31,12 +31,24 @@ class LlamaSettings:
     flash_attn: bool = False
     n_batch: int = 512
     n_ubatch: int = 512
-    n_threads: int | None = None
+    n_threads: int | None = None  # decode threads (None: llama-cpp-python's default)
+    n_threads_batch: int | None = None  # prompt-processing threads
     tensor_split: tuple[float, ...] | None = None
     use_mmap: bool = True
+    n_cpu_moe: int = 0  # MoE: expert tensors of layers 0..n_cpu_moe-1 stay in RAM (CPU buffer)
+    # llama.cpp RPC workers ("host:port"), registered as devices before the local GPUs;
+    # tensor_split then has one share per worker device, then one per local GPU
+    rpc_servers: tuple[str, ...] = ()
 
     def describe(self) -> dict[str, object]:
-        return {"backend": "llama.cpp", "n_gpu_layers": self.n_gpu_layers, "n_ctx": self.n_ctx}
+        described: dict[str, object] = {
+            "backend": "llama.cpp",
+            "n_gpu_layers": self.n_gpu_layers,
+            "n_ctx": self.n_ctx,
+        }
+        if self.rpc_servers:
+            described["rpc_servers"] = list(self.rpc_servers)
+        return described
 
 
 def llama_settings(plan: Plan, model_path: Path) -> LlamaSettings:
@@ -51,7 +63,54 @@ def llama_settings(plan: Plan, model_path: Path) -> LlamaSettings:
         n_batch=plan.n_batch,
         n_ubatch=plan.n_ubatch,
         tensor_split=plan.tensor_split,
+        n_threads=plan.n_threads,
+        n_threads_batch=plan.n_threads_batch,
+        n_cpu_moe=plan.n_cpu_moe,
+        rpc_servers=plan.rpc_servers,
     )
 
 
-BackendSettings = LlamaSettings  # a union as backends are added (AWQ, remote)
+@dataclass(frozen=True)
+class RemoteSettings:
+    """An OpenAI-compatible server that runs the model (vLLM, llama-server, LM Studio,
+    Ollama, another localchat).  ``model`` is the server's name for it ("" lets a
+    localchat server pick its default, or takes the first model another server lists)."""
+
+    base_url: str  # ends in /v1
+    model: str = ""
+    api_key: str | None = None
+    n_ctx: int | None = None  # sent as ``num_ctx`` (localchat and Ollama honour it)
+    is_localchat: bool = False  # a localchat server: load at open, errors mapped back
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 600.0  # the longest wait for the next streamed chunk
+
+    def describe(self) -> dict[str, object]:
+        backend = "localchat server" if self.is_localchat else "remote engine"
+        return {"backend": backend, "engine": self.base_url, "n_ctx": self.n_ctx}
+
+
+@dataclass(frozen=True)
+class AwqSettings:
+    """How transformers + GPTQModel load one AWQ checkpoint folder, whole, on one device."""
+
+    model_dir: Path
+    n_ctx: int = 4096
+    device: str = "cpu"  # "cpu", "cuda:N" or "mps"
+    n_threads: int | None = None  # torch's CPU threads; None = torch's default
+
+    def describe(self) -> dict[str, object]:
+        backend = "transformers+gptqmodel (AWQ)"
+        return {"backend": backend, "device": self.device, "n_ctx": self.n_ctx}
+
+
+def awq_settings(plan: Plan, model_dir: Path) -> AwqSettings:
+    """AWQ load parameters from an AWQ plan (``planner.awq``)."""
+    return AwqSettings(
+        model_dir=Path(model_dir),
+        n_ctx=plan.n_ctx,
+        device=plan.torch_device,
+        n_threads=plan.n_threads,
+    )
+
+
+BackendSettings = LlamaSettings | RemoteSettings | AwqSettings

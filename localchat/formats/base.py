@@ -13,29 +13,18 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from localchat.engine.base import Message, PromptSpec
-from localchat.errors import ConfigError, ExitCode, LocalchatError
+from localchat.errors import (  # noqa: F401 (re-exported: formats' public errors)
+    ConfigError,
+    TemplateError,
+    TemplateRejected,
+    UnsafeTemplateError,
+)
 
-FormatSource = Literal["models.toml", "gguf", "family default"]
+FormatSource = Literal["models.toml", "gguf", "family default", "base model"]
 PartKind = Literal["thinking", "reflection", "output", "text"]
 
 # (messages, add_generation_prompt) -> prompt text
 Renderer = Callable[[Sequence[Message], bool], str]
-
-
-class TemplateError(LocalchatError):
-    """A chat template that cannot be compiled or rendered."""
-
-    exit_code = ExitCode.CORRUPT_MODEL_FILE
-
-
-class UnsafeTemplateError(TemplateError):
-    """A chat template that tries to reach Python internals, files or the network."""
-
-
-class TemplateRejected(TemplateError):
-    """The model's chat template refused this conversation (its ``raise_exception``)."""
-
-    exit_code = ExitCode.USAGE
 
 
 @dataclass(frozen=True)
@@ -94,6 +83,7 @@ class ChatFormat:
             stop_token_ids=self.stop_token_ids,
             has_bos=bool(self.bos_token) and text.startswith(self.bos_token),
             render_special_tokens=self.render_special_tokens,
+            messages=tuple(messages),
         )
 
     def reply_parser(self) -> ReplyParser | None:

@@ -36,6 +36,9 @@ GEMMA_BOS = "<bos>"
 GEMMA_END = "<end_of_turn>"
 GEMMA_END_ID = 106
 
+# A base model does not know when an answer is done: a short default limit (README).
+BASE_MODEL_MAX_TOKENS = 256
+
 CHATML_END = "<|im_end|>"
 CHATML_END_ID = 151645  # Qwen 2 / 2.5 vocabularies
 
@@ -207,6 +210,7 @@ def completion_format(source: FormatSource) -> ChatFormat:
         name="completion",
         source=source,
         renderer=render_completion,
-        stop_strings=("\nQuestion:",),
+        stop_strings=("\nQuestion:", "\nAnswer:"),
+        default_sampling={"max_tokens": BASE_MODEL_MAX_TOKENS},
         description="base-model completion: Question:/Answer: turns, stop at the next question",
     )

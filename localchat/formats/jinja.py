@@ -4,8 +4,9 @@ A chat template comes from a downloaded file, so it is untrusted code.  It is
 refused before it runs when it names private attributes (``__class__``,
 ``__globals__``…) or loads other templates (include/import/extends: the only
 way Jinja reaches files), and it renders in ``ImmutableSandboxedEnvironment``
-with no loader, a short list of globals and a cap on output size, so anything
-the static check misses fails as ``UnsafeTemplateError`` instead of running.
+with no loader, a short list of globals and bounds on time and memory
+(``formats.jinja_limits``), so anything the static check misses fails as
+``UnsafeTemplateError`` instead of running.
 
 Rendering follows Hugging Face transformers (``trim_blocks``,
 ``lstrip_blocks``, ``loopcontrols``, ``tojson`` without ASCII escaping), which
@@ -20,15 +21,14 @@ from datetime import datetime
 from typing import Any
 
 from localchat.engine.base import Message
-from localchat.formats.base import (
-    TemplateError,
-    TemplateRejected,
-    UnsafeTemplateError,
-    require_messages,
-)
+from localchat.errors import TemplateError, TemplateRejected, UnsafeTemplateError
+from localchat.formats import jinja_limits as limits
+from localchat.formats.base import require_messages
 
 MAX_TEMPLATE_CHARS = 200_000
-MAX_RENDER_CHARS = 4_000_000
+MAX_RENDER_CHARS = limits.MAX_VALUE_CHARS
+MAX_MESSAGE_CHARS = 300  # a Python error quoted in our message is cut to this
+_HOSTILE_HINT = "the file's template is hostile or broken; do not use this file"
 
 
 class SandboxedTemplate:
@@ -56,6 +56,7 @@ class SandboxedTemplate:
 
 def _environment():  # -> ImmutableSandboxedEnvironment
     import jinja2.ext
+    from jinja2.compiler import CodeGenerator, optimizeconst
     from jinja2.exceptions import SecurityError
     from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
     from jinja2.utils import Namespace
@@ -63,8 +64,43 @@ def _environment():  # -> ImmutableSandboxedEnvironment
     class StrictSandbox(ImmutableSandboxedEnvironment):
         """Fails at the first unsafe access instead of handing back a silent Undefined."""
 
+        # Intercepted operators are also never constant-folded at compile time.
+        intercepted_binops = frozenset({"+", "-", "*", "/", "//", "%", "**"})
+
         def unsafe_undefined(self, obj: Any, attribute: str) -> Any:
             raise SecurityError(f"access to attribute {attribute!r} of {type(obj).__name__!r}")
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            return limits.checked_binop(operator, left, right, self.binop_table[operator])
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            limits.charge(1)
+            limits.check_arguments(args, kwargs)
+            result = super().call(__context, __obj, *args, **kwargs)
+            return limits.check_value(result, "a call returns a value")
+
+        def wrap_str_format(self, value: Any) -> Any:
+            wrapped = super().wrap_str_format(value)
+            if wrapped is not None:
+                limits.check_format_string(value.__self__)
+            return wrapped
+
+        @staticmethod
+        def lc_concat(parts: Any) -> str:
+            return limits.checked_concat(parts)
+
+    class LimitedCodeGenerator(CodeGenerator):
+        """Routes ``~`` through ``lc_concat`` so joined strings are bounded too."""
+
+        @optimizeconst
+        def visit_Concat(self, node: Any, frame: Any) -> None:
+            self.write("environment.lc_concat((")
+            for arg in node.nodes:
+                self.visit(arg, frame)
+                self.write(", ")
+            self.write("))")
+
+    StrictSandbox.code_generator_class = LimitedCodeGenerator
 
     class GenerationTag(jinja2.ext.Extension):
         """transformers' ``{% generation %}…{% endgeneration %}`` marker: renders its body."""
@@ -81,6 +117,7 @@ def _environment():  # -> ImmutableSandboxedEnvironment
         lstrip_blocks=True,
         autoescape=False,
         extensions=[jinja2.ext.loopcontrols, GenerationTag],
+        finalize=limits.check_output,
     )
     env.globals.clear()
     env.globals.update(
@@ -91,7 +128,13 @@ def _environment():  # -> ImmutableSandboxedEnvironment
         strftime_now=_strftime_now,
     )
     env.filters["tojson"] = _tojson
+    env.filters.update(limits.bounded_filters())
+    env.filters = {name: limits.guard_callable(f) for name, f in env.filters.items()}
+    env.filters[_GUARD_ITER] = limits.guard_iterable
     return env
+
+
+_GUARD_ITER = "localchat_guard_iter"
 
 
 def _raise_exception(message: str) -> None:
@@ -120,17 +163,37 @@ def _compile(source: str, origin: str):  # -> jinja2.Template
         )
     env = _environment()
     try:
-        tree = env.parse(source)
+        with limits.budget():
+            tree = env.parse(source)
+            _check_tree(tree, origin)
+            _guard_loops(tree)
+            return env.from_string(tree)
     except jinja2.TemplateSyntaxError as exc:
         raise TemplateError(
-            f"{origin}: chat template is not valid Jinja (line {exc.lineno}: {exc.message})",
+            f"{origin}: chat template is not valid Jinja "
+            f"(line {exc.lineno}: {_short(exc.message or '')})",
             hint="set chat_format in models.toml to a built-in format",
         ) from exc
-    _check_tree(tree, origin)
-    try:
-        return env.from_string(tree)
-    except jinja2.TemplateError as exc:
-        raise TemplateError(f"{origin}: chat template does not compile ({exc})") from exc
+    except (RecursionError, MemoryError, SyntaxError, limits.TemplateResourceError) as exc:
+        raise UnsafeTemplateError(
+            f"{origin}: chat template is too deeply nested or too large to compile; refused",
+            hint=_HOSTILE_HINT,
+        ) from exc
+    except (jinja2.TemplateError, ValueError, TypeError) as exc:
+        raise TemplateError(f"{origin}: chat template does not compile ({_short(exc)})") from exc
+
+
+def _guard_loops(tree: Any) -> None:
+    """Wrap every ``for`` loop's iterable so its items are charged to the render budget."""
+    from jinja2 import nodes
+
+    for loop in tree.find_all(nodes.For):
+        loop.iter = nodes.Filter(loop.iter, _GUARD_ITER, [], [], None, None, lineno=loop.lineno)
+
+
+def _short(exc: object) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 1] + "…"
 
 
 def _check_tree(tree: Any, origin: str) -> None:
@@ -167,27 +230,34 @@ def _render(template: Any, context: dict[str, Any], origin: str) -> str:
     pieces: list[str] = []
     size = 0
     try:
-        for piece in template.generate(**context):
-            size += len(piece)
-            if size > MAX_RENDER_CHARS:
-                raise UnsafeTemplateError(f"{origin}: chat template output runs away; refused")
-            pieces.append(piece)
+        with limits.budget():
+            for piece in template.generate(**context):
+                size += len(piece)
+                if size > MAX_RENDER_CHARS:
+                    raise limits.TemplateResourceError("its output runs away")
+                pieces.append(piece)
     except SecurityError as exc:
         raise UnsafeTemplateError(
-            f"{origin}: chat template tried an unsafe operation ({exc}); refused",
-            hint="the file's template is hostile or broken; do not use this file",
+            f"{origin}: chat template tried an unsafe operation ({_short(exc)}); refused",
+            hint=_HOSTILE_HINT,
+        ) from exc
+    except limits.TemplateResourceError as exc:
+        raise UnsafeTemplateError(
+            f"{origin}: chat template tried to exhaust resources ({exc}); refused",
+            hint=_HOSTILE_HINT,
         ) from exc
     except (OverflowError, RecursionError, MemoryError) as exc:
         raise UnsafeTemplateError(
-            f"{origin}: chat template tried to exhaust resources ({exc}); refused",
-            hint="the file's template is hostile or broken; do not use this file",
+            f"{origin}: chat template tried to exhaust resources "
+            f"({type(exc).__name__}: {_short(exc)}); refused",
+            hint=_HOSTILE_HINT,
         ) from exc
     except TemplateError:
         raise
     except (jinja2.TemplateError, TypeError, ValueError, KeyError, IndexError,
             AttributeError) as exc:  # fmt: skip
         raise TemplateError(
-            f"{origin}: chat template failed to render ({type(exc).__name__}: {exc})",
+            f"{origin}: chat template failed to render ({type(exc).__name__}: {_short(exc)})",
             hint="set chat_format in models.toml to a built-in format",
         ) from exc
     return "".join(pieces)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -48,6 +49,14 @@ _END_MARKERS: dict[str, tuple[str, int]] = {
     "<|endoftext|>": ("", 0),
 }
 
+# Words in a GGUF's names that mark an instruction-tuned (chat) model.
+INSTRUCT_MARKERS = frozenset(
+    {"instruct", "it", "chat", "sft", "dpo", "rlhf", "orpo", "assistant", "conversational"}
+)
+
+# Families whose GGUFs carry no template but are all chat models (huozi3's are).
+CHAT_ONLY_FAMILIES = frozenset({"huozi"})
+
 # A short conversation every usable template must render.
 PROBE_CONVERSATION = (
     Message("system", "You are a helpful assistant."),
@@ -73,9 +82,33 @@ def resolve_format(entry: CatalogEntry | None, metadata: Mapping[str, Any]) -> C
         template = metadata.get("tokenizer.chat_template")
         if isinstance(template, str) and template.strip():
             chat_format = gguf_format(template, metadata, entry)
+        elif is_base_model(metadata, entry):
+            chat_format = completion_format("base model")
         else:
             chat_format = family_default(entry, metadata)
     return _with_entry_sampling(chat_format, entry)
+
+
+def is_base_model(metadata: Mapping[str, Any], entry: CatalogEntry | None = None) -> bool:
+    """A base model continues text (the ``completion`` format), whether it was named by
+    path or by catalog name: no chat template, no instruct marker in the GGUF's names (or
+    the catalog's), and an EOS that is not a chat end-of-turn token.  A GGUF that names
+    nothing (no ``general.name``/``basename``) tells too little: not called a base model."""
+    template = metadata.get("tokenizer.chat_template")
+    if isinstance(template, str) and template.strip():
+        return False
+    if not (_text(metadata.get("general.name")) or _text(metadata.get("general.basename"))):
+        return False
+    if _text(metadata.get("tokenizer.eos_token")) in _END_MARKERS:
+        return False
+    if family_of(entry, metadata) in CHAT_ONLY_FAMILIES:
+        return False
+    texts: list[Any] = [entry.name, entry.description] if entry else []
+    for key in ("general.name", "general.basename", "general.finetune", "general.tags"):
+        value = metadata.get(key)
+        texts += value if isinstance(value, list) else [value]
+    words = {word for text in texts for word in re.split(r"[^a-z0-9]+", _text(text).lower())}
+    return not words & INSTRUCT_MARKERS
 
 
 def builtin_format(name: str, source: FormatSource, bos_token: str = "") -> ChatFormat:

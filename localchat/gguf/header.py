@@ -4,8 +4,11 @@ It reads the header through a :class:`~localchat.gguf.source.ByteSource` in
 growing chunks, skips big arrays (the tokenizer's scores, types, merges) without
 decoding them, and keeps the token texts only when asked (as one blob plus
 offsets, so any token's text can be looked up by id).  Every length is capped and
-checked against the file size, so a malformed or truncated file ends in
-``CorruptModelFile`` with a one-line reason, never in an exception from deep inside.
+checked against the file size before anything is allocated (a count can never
+ask for more items than the bytes left could hold), arrays nest at most
+``MAX_ARRAY_DEPTH`` deep, and names are quoted short, so a malformed or truncated
+file ends in ``CorruptModelFile`` with a one-line reason, never in an exception from
+deep inside or a message quoting megabytes of binary data.
 """
 
 from __future__ import annotations
@@ -21,6 +24,12 @@ from localchat.gguf.source import ByteSource
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
 MAX_STRING_BYTES = 64 << 20  # a chat template is KBs; 64 MiB means garbage
+MAX_KEY_BYTES = 1 << 10  # keys are dotted names like "llama.rope.freq_base"
+MAX_TENSOR_NAME_BYTES = 63  # GGML_MAX_NAME (64) including the terminating NUL
+MAX_ARRAY_DEPTH = 3  # GGUF arrays of arrays exist; deeper nesting is garbage
+MAX_KEPT_ITEMS = 1 << 20  # small arrays kept as Python lists, all keys together
+MIN_KV_BYTES = 8 + 1 + 4  # key length, a 1-byte key, value type (values are >= 1 more)
+MIN_TENSOR_INFO_BYTES = 8 + 1 + 4 + 8 + 4 + 8  # name length, name, n_dims, one dim, type, offset
 MAX_ARRAY_ITEMS = 1 << 26  # vocabularies are < 1M; merges a few M
 MAX_KV_COUNT = 1 << 20
 MAX_TENSOR_COUNT = 1 << 20
@@ -125,6 +134,7 @@ class _Cursor:
         self._buf_start = 0
         self._chunk = chunk_bytes
         self._max_chunk = max_chunk_bytes
+        self.kept_items = 0  # items of arrays kept as lists so far
 
     @property
     def size(self) -> int | None:
@@ -134,6 +144,18 @@ class _Cursor:
         return CorruptModelFile(
             f"{self.source.name}: {reason}", hint="delete the file and download it again"
         )
+
+    def bytes_left(self) -> int | None:
+        return None if self.size is None else self.size - self.pos
+
+    def check_count(self, count: int, min_item_bytes: int, what: str) -> None:
+        """Refuse ``count`` items that could not fit in the bytes left of the file."""
+        left = self.bytes_left()
+        if left is not None and count * min_item_bytes > left:
+            raise self.fail(
+                f"truncated or corrupt GGUF header ({what} count {count} at offset {self.pos} "
+                f"cannot fit in the {left} bytes left)"
+            )
 
     def truncated(self, needed: int) -> CorruptModelFile:
         size = f"{self.size} bytes" if self.size is not None else "shorter"
@@ -205,14 +227,15 @@ def _parse(cur: _Cursor, keep_tokens: bool) -> GgufHeader:
     n_kv = cur.unpack("<Q", 8)
     if n_tensors > MAX_TENSOR_COUNT or n_kv > MAX_KV_COUNT:
         raise cur.fail(f"implausible counts ({n_tensors} tensors, {n_kv} key/values)")
+    cur.check_count(n_kv, MIN_KV_BYTES + 1, "key/value")
     metadata: dict[str, Any] = {}
     array_lengths: dict[str, int] = {}
     tokens: TokenTable | None = None
     for _ in range(n_kv):
-        key = _string(cur, "key")
+        key = _string(cur, "key", MAX_KEY_BYTES)
         value_type = cur.unpack("<I", 4)
         if value_type == _ARRAY:
-            value, length, table = _array(cur, key, keep_tokens and key == TOKENS_KEY)
+            value, length, table = _array(cur, key, keep_tokens and key == TOKENS_KEY, 1)
             array_lengths[key] = length
             tokens = table or tokens
             if value is not None and key not in TOKENIZER_ARRAYS:
@@ -220,6 +243,7 @@ def _parse(cur: _Cursor, keep_tokens: bool) -> GgufHeader:
         else:
             metadata[key] = _scalar(cur, value_type, key)
     alignment = _alignment(cur, metadata)
+    cur.check_count(n_tensors, MIN_TENSOR_INFO_BYTES, "tensor")
     tensors_raw = [_tensor_info(cur) for _ in range(n_tensors)]
     data_offset = -(-cur.pos // alignment) * alignment
     tensors = [_checked_tensor(cur, raw, alignment) for raw in tensors_raw]
@@ -236,44 +260,61 @@ def _parse(cur: _Cursor, keep_tokens: bool) -> GgufHeader:
     )
 
 
-def _string(cur: _Cursor, what: str) -> str:
+def _string(cur: _Cursor, what: str, max_bytes: int = MAX_STRING_BYTES) -> str:
     length = cur.unpack("<Q", 8)
-    if length > MAX_STRING_BYTES:
+    if length > max_bytes:
         raise cur.fail(f"implausible {what} length {length} at offset {cur.pos - 8}")
     return cur.take(length).decode("utf-8", errors="replace")
 
 
+def quote(text: str, max_chars: int = 60) -> str:
+    """A name from the file for a one-line message: repr'd, cut to ``max_chars``."""
+    shown = repr(text[:max_chars])
+    return shown if len(text) <= max_chars else f"{shown}…"
+
+
 def _scalar(cur: _Cursor, value_type: int, key: str) -> Any:
     if value_type == _STRING:
-        return _string(cur, f"string value of {key!r}")
+        return _string(cur, f"string value of {quote(key)}")
     spec = _SCALARS.get(value_type)
     if spec is None:
-        raise cur.fail(f"unknown value type {value_type} for key {key!r}")
+        raise cur.fail(f"unknown value type {value_type} for key {quote(key)}")
     code, size = spec
     return cur.unpack("<" + code, size)
 
 
-def _array(cur: _Cursor, key: str, keep_table: bool) -> tuple[list | None, int, TokenTable | None]:
+def _array(
+    cur: _Cursor, key: str, keep_table: bool, depth: int
+) -> tuple[list | None, int, TokenTable | None]:
     """(value or None when skipped, length, token table when asked for)."""
     item_type = cur.unpack("<I", 4)
     length = cur.unpack("<Q", 8)
     if length > MAX_ARRAY_ITEMS:
-        raise cur.fail(f"implausible array length {length} for key {key!r}")
+        raise cur.fail(f"implausible array length {length} for key {quote(key)}")
+    if depth > MAX_ARRAY_DEPTH:
+        raise cur.fail(f"arrays nested more than {MAX_ARRAY_DEPTH} deep in key {quote(key)}")
+    spec = _SCALARS.get(item_type)
+    min_item_bytes = {_STRING: 8, _ARRAY: 12}.get(item_type, spec[1] if spec else 1)
+    cur.check_count(length, min_item_bytes, f"array {quote(key)} item")
     small = length <= MAX_LIST_ITEMS and key not in TOKENIZER_ARRAYS
+    if small and cur.kept_items + length > MAX_KEPT_ITEMS:
+        small = False  # enough arrays kept already: keep only this one's length
+    if small:
+        cur.kept_items += length
     if item_type == _STRING:
         if keep_table:
             return None, length, _string_table(cur, length)
         if small:
-            return [_string(cur, f"item of {key!r}") for _ in range(length)], length, None
+            items = [_string(cur, f"item of {quote(key)}") for _ in range(length)]
+            return items, length, None
         _skip_strings(cur, length)
         return None, length, None
     if item_type == _ARRAY:
         if not small:
-            raise cur.fail(f"nested array {key!r} too long ({length})")
-        return [_array(cur, key, False)[0] for _ in range(length)], length, None
-    spec = _SCALARS.get(item_type)
+            raise cur.fail(f"nested array {quote(key)} too long ({length})")
+        return [_array(cur, key, False, depth + 1)[0] for _ in range(length)], length, None
     if spec is None:
-        raise cur.fail(f"unknown array item type {item_type} for key {key!r}")
+        raise cur.fail(f"unknown array item type {item_type} for key {quote(key)}")
     code, size = spec
     if not small:
         cur.skip(length * size)
@@ -309,15 +350,16 @@ def _string_table(cur: _Cursor, count: int) -> TokenTable:
 def _alignment(cur: _Cursor, metadata: dict[str, Any]) -> int:
     value = metadata.get("general.alignment", DEFAULT_ALIGNMENT)
     if not isinstance(value, int) or value <= 0 or value & (value - 1) or value > 1 << 20:
-        raise cur.fail(f"invalid general.alignment {value!r}")
+        shown = value if isinstance(value, int) else f"of type {type(value).__name__}"
+        raise cur.fail(f"invalid general.alignment {shown} (must be a power of two)")
     return value
 
 
 def _tensor_info(cur: _Cursor) -> tuple[str, tuple[int, ...], int, int]:
-    name = _string(cur, "tensor name")
+    name = _string(cur, "tensor name", MAX_TENSOR_NAME_BYTES)
     n_dims = cur.unpack("<I", 4)
     if not 1 <= n_dims <= MAX_DIMS:
-        raise cur.fail(f"tensor {name!r} has {n_dims} dimensions")
+        raise cur.fail(f"tensor {quote(name)} has {n_dims} dimensions")
     shape = tuple(cur.unpack("<Q", 8) for _ in range(n_dims))
     ggml_type = cur.unpack("<I", 4)
     offset = cur.unpack("<Q", 8)
@@ -330,9 +372,9 @@ def _checked_tensor(
     name, shape, ggml_type, offset = raw
     n_bytes = tensor_bytes(shape, ggml_type)
     if n_bytes is None:
-        raise cur.fail(f"tensor {name!r}: unknown type {ggml_type} or bad shape {list(shape)}")
+        raise cur.fail(f"tensor {quote(name)}: unknown type {ggml_type} or bad shape {list(shape)}")
     if offset % alignment:
-        raise cur.fail(f"tensor {name!r}: data offset {offset} is not {alignment}-aligned")
+        raise cur.fail(f"tensor {quote(name)}: data offset {offset} is not {alignment}-aligned")
     return TensorInfo(name=name, shape=shape, ggml_type=ggml_type, offset=offset, n_bytes=n_bytes)
 
 

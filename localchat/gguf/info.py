@@ -32,6 +32,7 @@ class LayerBytes:
     # matmul weights whose row count is a multiple of 8, by GGML type name: what the CPU
     # backend may repack into its CPU_REPACK buffer (ggml-cpu repack.cpp).
     repackable_bytes_by_type: tuple[tuple[str, int], ...] = ()
+    expert_repackable_bytes_by_type: tuple[tuple[str, int], ...] = ()  # the experts' share
 
     @property
     def total_bytes(self) -> int:
@@ -171,19 +172,24 @@ def _group_tensors(tensors: Sequence[Any], n_layers: int) -> _Groups:
     dense = [0] * n_layers
     expert = [0] * n_layers
     repack: list[dict[str, int]] = [{} for _ in range(n_layers)]
+    expert_repack: list[dict[str, int]] = [{} for _ in range(n_layers)]
     input_bytes = output_matrix = output_norm = 0
     embedding_bytes, embedding_rows, has_output = 0, None, False
     for t in tensors:
         match = _LAYER_RE.match(t.name)
         if match and int(match.group(1)) < n_layers:
             il = int(match.group(1))
-            if _EXPERT_RE.search(t.name):
+            is_expert = bool(_EXPERT_RE.search(t.name))
+            if is_expert:
                 expert[il] += t.n_bytes
             else:
                 dense[il] += t.n_bytes
             if len(t.shape) >= 2 and t.shape[1] % 8 == 0 and t.name.endswith(".weight"):
                 type_name = t.type_name
                 repack[il][type_name] = repack[il].get(type_name, 0) + t.n_bytes
+                if is_expert:
+                    bucket = expert_repack[il]
+                    bucket[type_name] = bucket.get(type_name, 0) + t.n_bytes
         elif t.name in _OUTPUT_NAMES:
             if t.name.startswith("output_norm"):
                 output_norm += t.n_bytes
@@ -196,7 +202,13 @@ def _group_tensors(tensors: Sequence[Any], n_layers: int) -> _Groups:
                 embedding_bytes = t.n_bytes
                 embedding_rows = t.shape[1] if len(t.shape) > 1 else None
     layers = tuple(
-        LayerBytes(dense[i], expert[i], tuple(sorted(repack[i].items()))) for i in range(n_layers)
+        LayerBytes(
+            dense[i],
+            expert[i],
+            tuple(sorted(repack[i].items())),
+            tuple(sorted(expert_repack[i].items())),
+        )
+        for i in range(n_layers)
     )
     tied = not has_output
     return _Groups(

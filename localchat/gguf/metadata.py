@@ -8,12 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from localchat.errors import CorruptModelFile
+from localchat.gguf.checks import check_header
 from localchat.gguf.header import GgufHeader, parse_header
 from localchat.gguf.source import FileSource
 
 
 def read_gguf_header(path: Path, *, keep_tokens: bool = False) -> GgufHeader:
-    """The parsed header of one local GGUF file (``CorruptModelFile`` if malformed).
+    """The parsed, checked header of one local GGUF file (``CorruptModelFile`` if malformed,
+    truncated, or holding anything llama.cpp would abort on: ``gguf.checks``).
 
     Headers are cached per (path, size, mtime) with the vocabulary's texts kept
     (``keep_tokens`` is implied): ``ask`` validates, reads the metadata of and plans
@@ -33,7 +35,9 @@ def read_gguf_header(path: Path, *, keep_tokens: bool = False) -> GgufHeader:
 @lru_cache(maxsize=4)
 def _cached_header(path: str, size_bytes: int, mtime_ns: int) -> GgufHeader:
     with FileSource(Path(path)) as source:
-        return parse_header(source, keep_tokens=True)
+        header = parse_header(source, keep_tokens=True)
+    check_header(header)  # the one validation ask, show and plan all go through
+    return header
 
 
 def read_gguf_metadata(path: Path) -> dict[str, Any]:

@@ -8,12 +8,12 @@ huggingface_hub's, so gated repos work once the user has logged in.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from localchat.errors import AuthRequired, DownloadFailed, LocalchatError, ModelNotFound
+from localchat.errors import LocalchatError, ModelNotFound
+from localchat.gguf.checks import check_header
 from localchat.gguf.header import GgufHeader, parse_header
 from localchat.gguf.info import GgufInfo, info_from_headers
 
@@ -25,13 +25,9 @@ TIMEOUT_S = 30.0
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    if endpoint:
-        return endpoint.rstrip("/")
-    if os.environ.get("HF_ENDPOINT"):
-        return os.environ["HF_ENDPOINT"].rstrip("/")
-    from huggingface_hub import constants
+    from localchat.hub.client import hub_endpoint as configured_endpoint
 
-    return constants.ENDPOINT.rstrip("/")
+    return endpoint.rstrip("/") if endpoint else configured_endpoint()
 
 
 def resolve_url(repo_id: str, filename: str, revision: str, endpoint: str | None = None) -> str:
@@ -73,6 +69,8 @@ class HttpRangeSource:
     def _get(self, headers: dict[str, str], offset: int, length: int) -> bytes:
         from huggingface_hub import get_session
 
+        from localchat.hub.client import network_error
+
         try:
             with get_session().stream(
                 "GET", self.url, headers=headers, follow_redirects=True, timeout=TIMEOUT_S
@@ -84,8 +82,9 @@ class HttpRangeSource:
         except LocalchatError:
             raise
         except Exception as exc:  # network boundary: any transport error becomes one line
-            raise DownloadFailed(
-                f"cannot read the header of {self.name} from the hub ({type(exc).__name__}: {exc})",
+            raise network_error(
+                exc,
+                f"cannot read the header of {self.name} from the hub",
                 hint="check the network, or run offline with catalog figures",
             ) from exc
 
@@ -126,16 +125,9 @@ def auth_headers(token: str | None) -> dict[str, str]:
 def _raise_for_status(status: int, name: str) -> None:
     if status in (200, 206):
         return
-    if status in (401, 403):
-        raise AuthRequired(
-            f"the hub refused {name} (HTTP {status})",
-            hint="accept the model's terms on huggingface.co and run `hf auth login`",
-        )
-    if status == 404:
-        raise ModelNotFound(f"{name} is not on the hub (HTTP 404)", hint="check the repo and quant")
-    if status == 416:
-        raise DownloadFailed(f"{name}: the hub says the file is shorter than its header")
-    raise DownloadFailed(f"reading {name} from the hub failed (HTTP {status})")
+    from localchat.hub.client import status_error
+
+    raise status_error(status, f"reading the header of {name}")
 
 
 def read_remote_header(
@@ -151,7 +143,9 @@ def read_remote_header(
     whose size is not the GGUF's, so file-size checks are left out."""
     url = resolve_url(repo_id, filename, revision, endpoint)
     source = HttpRangeSource(url, name=filename, token=token, ignore_size=concatenated)
-    return parse_header(source, chunk_bytes=FIRST_RANGE_BYTES, max_chunk_bytes=MAX_RANGE_BYTES)
+    header = parse_header(source, chunk_bytes=FIRST_RANGE_BYTES, max_chunk_bytes=MAX_RANGE_BYTES)
+    check_header(header)  # the same checks as a local file's (the vocabulary is not read)
+    return header
 
 
 def read_remote_gguf(

@@ -1,5 +1,6 @@
-"""Check GGUF files before llama.cpp opens them: magic, header, and that every tensor's
-data lies inside the file (a truncated download fails here, not inside llama.cpp)."""
+"""Check a (possibly split) GGUF model before llama.cpp opens it: every part present,
+and each part's header passing ``gguf.checks`` (which ``read_gguf_header`` runs: magic,
+header bounds, tensor data inside the file, nothing llama.cpp aborts on)."""
 
 from __future__ import annotations
 
@@ -23,25 +24,9 @@ def split_parts(path: Path) -> list[Path]:
     return [path.with_name(f"{prefix}-{no:05d}-of-{count:05d}.gguf") for no in range(1, count + 1)]
 
 
-def check_tensor_bounds(header: GgufHeader) -> None:
-    """Raise ``CorruptModelFile`` if any tensor's data extends past the end of the file."""
-    size = header.file_size_bytes
-    if size is None:
-        return
-    if header.data_offset_bytes > size and header.tensors:
-        raise CorruptModelFile(f"{header.name}: truncated (no tensor data after the header)")
-    for tensor in header.tensors:
-        end = header.data_offset_bytes + tensor.offset + tensor.n_bytes
-        if end > size:
-            raise CorruptModelFile(
-                f"{header.name}: truncated (tensor {tensor.name!r} ends at byte {end}, "
-                f"file has {size})",
-                hint="delete the file and download it again",
-            )
-
-
 def validate_gguf(path: Path) -> None:
-    """Raise ``CorruptModelFile`` for a bad magic, a malformed header or a truncated file.
+    """Raise ``CorruptModelFile`` for a bad magic, a malformed header, a truncated file
+    or one llama.cpp would abort on.
 
     For a split model pass the first part (any part works); every part is checked.
     """
@@ -53,7 +38,6 @@ def validate_gguf(path: Path) -> None:
                 f"{part.name}: split part missing", hint="download every part of the model"
             )
         header = read_gguf_header(part)
-        check_tensor_bounds(header)
         _check_split_count(header, len(parts))
 
 

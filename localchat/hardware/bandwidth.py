@@ -15,7 +15,7 @@ single thread, so a lower bound), cached per CPU in the data dir.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import re
 import time
 
@@ -137,22 +137,15 @@ def _cache_key(cpu_model: str, logical_cores: int) -> str:
 
 def measure_cpu_bandwidth(cpu_model: str, logical_cores: int) -> tuple[float, str]:
     """Measured copy bandwidth, cached in ``data_dir()/cpu_bandwidth.json`` per CPU."""
-    from localchat.paths import data_dir, ensure_dir
+    from localchat.paths import data_dir
+    from localchat.store.jsonfile import read_json, update_json
 
     cache_file = data_dir() / "cpu_bandwidth.json"
     key = _cache_key(cpu_model, logical_cores)
-    try:
-        cached = json.loads(cache_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        cached = {}
-    if isinstance(cached, dict) and isinstance(cached.get(key), int | float):
-        return float(cached[key]), "measured (cached): single-thread numpy copy"
+    cached = read_json(cache_file).get(key)
+    if isinstance(cached, int | float) and not isinstance(cached, bool):
+        return float(cached), "measured (cached): single-thread numpy copy"
     measured = measure_copy_bandwidth()
-    cached = cached if isinstance(cached, dict) else {}
-    cached[key] = measured
-    try:
-        ensure_dir(cache_file.parent)
-        cache_file.write_text(json.dumps(cached, indent=1), encoding="utf-8")
-    except OSError:
-        pass
+    with contextlib.suppress(OSError, TimeoutError):  # a cache: never fail over it
+        update_json(cache_file, lambda data: data.__setitem__(key, measured))
     return measured, "measured: single-thread numpy copy"

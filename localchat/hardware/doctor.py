@@ -24,6 +24,7 @@ from localchat.hardware.types import AmxStatus, GpuInfo, LlamaBuildInfo
 PIP_REINSTALL = "pip install --upgrade --force-reinstall --no-cache-dir"
 CUDA_WHEEL_INDEX = "https://abetlen.github.io/llama-cpp-python/whl/cu124"
 DISK_HEADROOM_BYTES = 512 * 1024 * 1024
+HUB_PROBE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,10 @@ class Facts:
     rosetta: bool = False  # x86-64 Python translated on Apple Silicon
     cache_dir: Path | None = None
     disk_free_bytes: int | None = None
+    disk_measured_at: Path | None = None  # the cache dir, or its nearest existing parent
+    disk_is_ram: bool = False  # that filesystem is tmpfs/ramfs: its free space is memory
+    hub_endpoint: str = ""
+    hub_problem: str | None = None  # None: not checked; "": reachable; else why not
     default_model: str = ""
     default_model_bytes: int | None = None
 
@@ -109,6 +114,21 @@ def check_cuda_build(facts: Facts) -> CheckResult | None:
         return CheckResult(True, f"llama-cpp-python can offload to the GPU ({names})")
     message = f"llama-cpp-python was built without CUDA, so {names} stays idle"
     return CheckResult(False, message, cuda_fix(facts))
+
+
+def check_rpc(facts: Facts) -> CheckResult | None:
+    """Whether this build can run `localchat worker` and use `--rpc` workers (a note, not a
+    problem: one machine needs neither)."""
+    if facts.build is None:
+        return None
+    if facts.build.supports_rpc:
+        return CheckResult(True, "llama.cpp RPC is built in (`localchat worker`, `--rpc`)")
+    from localchat.hardware.rpc import RPC_REBUILD_HINT
+
+    fix = RPC_REBUILD_HINT.replace("pip install", f"{facts.python} -m pip install", 1)
+    return CheckResult(
+        True, f"llama.cpp RPC is not built in, so no `localchat worker` or `--rpc`; to {fix}"
+    )
 
 
 def check_cpu_instructions(facts: Facts) -> CheckResult | None:
@@ -180,15 +200,35 @@ def check_disk(facts: Facts) -> CheckResult | None:
         return None
     needed_bytes = facts.default_model_bytes + DISK_HEADROOM_BYTES
     where = f"{facts.cache_dir}" if facts.cache_dir else "the model cache"
+    if facts.disk_measured_at and facts.cache_dir and facts.disk_measured_at != facts.cache_dir:
+        where += f" (not created yet; measured at {facts.disk_measured_at})"
+    kind = "RAM-backed tmpfs (models there use memory, and vanish at reboot)"
+    label = kind if facts.disk_is_ram else "disk"
     free = _gb(facts.disk_free_bytes)
     if facts.disk_free_bytes >= needed_bytes:
         need = f"default model {facts.default_model} needs {_gb(needed_bytes)}"
-        return CheckResult(True, f"disk: {free} free under {where} ({need})")
+        return CheckResult(True, f"{label}: {free} free under {where} ({need})")
     message = (
-        f"only {free} free under {where}; the default model {facts.default_model} "
+        f"only {free} free under {where} ({label}); the default model {facts.default_model} "
         f"needs {_gb(needed_bytes)}"
     )
     fix = "free disk space there, or point HF_HUB_CACHE (or LOCALCHAT_HOME) at a larger disk"
+    return CheckResult(False, message, fix)
+
+
+def check_hub(facts: Facts) -> CheckResult | None:
+    """The Hugging Face hub answers (downloads and remote plans need it)."""
+    if facts.hub_problem is None:
+        return None
+    if facts.hub_problem == "offline":
+        return CheckResult(True, "hub not checked: HF_HUB_OFFLINE is set (no downloads)")
+    if not facts.hub_problem:
+        return CheckResult(True, f"the hub answers at {facts.hub_endpoint}")
+    message = f"the hub at {facts.hub_endpoint} is unreachable ({facts.hub_problem})"
+    fix = (
+        "check the network or proxy (HTTPS_PROXY), or HF_ENDPOINT for a mirror; until then "
+        "only models on disk and the pip-installed offline model work"
+    )
     return CheckResult(False, message, fix)
 
 
@@ -201,8 +241,10 @@ CHECKS: tuple[Callable[[Facts], CheckResult | None], ...] = (
     check_cpu_instructions,
     check_nvidia_driver,
     check_cuda_build,
+    check_rpc,
     check_apple,
     check_disk,
+    check_hub,
 )
 
 
@@ -218,6 +260,38 @@ def _existing_parent(path: Path) -> Path:
     while not path.exists() and path != path.parent:
         path = path.parent
     return path
+
+
+def _is_ram_filesystem(path: Path) -> bool:
+    import psutil
+
+    resolved = str(path.resolve())
+    best, fstype = "", ""
+    for part in psutil.disk_partitions(all=True):
+        mount = part.mountpoint.rstrip("/") or "/"
+        inside = resolved == mount or resolved.startswith(mount.rstrip("/") + "/")
+        if inside and len(mount) >= len(best):
+            best, fstype = mount, part.fstype
+    return fstype in ("tmpfs", "ramfs")
+
+
+def probe_hub(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> tuple[str, str]:
+    """(endpoint, problem): "" when the hub answered at all, "offline" when not asked."""
+    from localchat.hub.client import hub_endpoint, is_offline
+
+    endpoint = hub_endpoint()
+    if is_offline():
+        return endpoint, "offline"
+    from huggingface_hub import get_session
+
+    try:
+        response = get_session().get(f"{endpoint}/api/models?limit=1", timeout=timeout_s)
+    except Exception as exc:  # network boundary: any transport failure is "unreachable"
+        reason = " ".join(str(exc).split())[:120]
+        return endpoint, f"{type(exc).__name__}: {reason}" if reason else type(exc).__name__
+    if response.status_code >= 500:
+        return endpoint, f"HTTP {response.status_code}"
+    return endpoint, ""
 
 
 def _default_model_size() -> tuple[str, int | None]:
@@ -264,7 +338,9 @@ def gather_facts() -> Facts:
         load_error = first_line(exc.__cause__) if exc.__cause__ else exc.message
     nvidia = detect_nvidia()
     cache_dir = hf_cache_dir()
+    measured_at = _existing_parent(cache_dir)
     default_model, default_model_bytes = _default_model_size()
+    hub_endpoint, hub_problem = probe_hub()
     return Facts(
         python=sys.executable,
         llama_installed=llama_cpp_installed(),
@@ -279,7 +355,11 @@ def gather_facts() -> Facts:
         apple_silicon=is_apple_silicon(),
         rosetta=_running_under_rosetta(),
         cache_dir=cache_dir,
-        disk_free_bytes=shutil.disk_usage(_existing_parent(cache_dir)).free,
+        disk_free_bytes=shutil.disk_usage(measured_at).free,
+        disk_measured_at=measured_at,
+        disk_is_ram=_is_ram_filesystem(measured_at),
+        hub_endpoint=hub_endpoint,
+        hub_problem=hub_problem,
         default_model=default_model,
         default_model_bytes=default_model_bytes,
     )

@@ -217,7 +217,8 @@ def detect_llama_build(*, capture_native_stderr: bool = True) -> LlamaBuildInfo 
             library_dir = Path(llama_cpp.__file__).parent / "lib"
             system_info = llama_cpp.llama_print_system_info().decode(errors="replace")
             devices = backend_devices(library_dir)
-            supports_offload = bool(llama_cpp.llama_supports_gpu_offload())
+            supports_rpc = bool(llama_cpp.llama_supports_rpc())
+            supports_offload = _supports_local_offload(llama_cpp, devices, supports_rpc)
     except (ImportError, OSError, RuntimeError, AttributeError) as exc:
         raise BackendUnavailable(
             f"llama-cpp-python is installed but does not load: {first_line(exc)}",
@@ -231,4 +232,13 @@ def detect_llama_build(*, capture_native_stderr: bool = True) -> LlamaBuildInfo 
         cpu_features=compiled_cpu_features(system_info),
         device_memory=devices,
         library_dir=str(library_dir),
+        supports_rpc=supports_rpc,
     )
+
+
+def _supports_local_offload(llama_cpp: Any, devices: tuple[BackendDevice, ...], rpc: bool) -> bool:
+    """A local GPU llama.cpp can use.  ``llama_supports_gpu_offload()`` is also true for a
+    CPU build with RPC (a worker is a device), so with RPC look at the devices themselves."""
+    if devices:
+        return any(device.kind in ("gpu", "igpu") for device in devices)
+    return bool(llama_cpp.llama_supports_gpu_offload()) and not rpc

@@ -7,7 +7,9 @@ permitted, executes, usable, trap} or null}, ``ram_total_bytes``,
 bandwidth_bytes_per_s, source, compute_capability, driver_version}],
 ``unified_memory``, ``build`` {version, supports_gpu_offload, devices,
 system_info, cpu_features, device_memory [{name, description, kind, free_bytes,
-total_bytes}], library_dir} or null, ``notes``, ``what_if``,
+total_bytes}], library_dir, supports_rpc} or null, ``notes``, ``what_if``, ``remotes``
+[{endpoint, index, total_bytes, free_bytes, link_bytes_per_s, link_latency_s,
+bandwidth_bytes_per_s, loopback, source}] (RPC workers' devices),
 ``total_vram_free_bytes``.  Sizes in bytes, bandwidths in bytes/s.
 """
 

@@ -57,6 +57,8 @@ class CpuInfo:
     arch: str = ""  # platform.machine(): "x86_64", "arm64", ...
     bandwidth_source: str = ""  # "estimate: ...", "measured: ...", "apple: ...", "what-if"
     amx: AmxStatus | None = None  # None: not x86-64 Linux, or not probed
+    performance_cores: int = 0  # physical P-cores of a hybrid CPU; 0 = all cores alike
+    busy_cores: int = 0  # cores other programs kept busy when detected (what-if: 0)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,25 @@ class LlamaBuildInfo:
     cpu_features: tuple[str, ...] = ()  # compiled in, from system_info: "AVX2", "AMX_INT8", ...
     device_memory: tuple[BackendDevice, ...] = ()  # ggml_backend_dev_memory per device
     library_dir: str = ""  # where libllama / libggml were loaded from
+    supports_rpc: bool = False  # built with -DGGML_RPC=on: `localchat worker`, `--rpc`
+
+
+@dataclass(frozen=True)
+class RemoteDevice:
+    """A device of a llama.cpp RPC worker (``--rpc host:port``), or a what-if one (``--remote``).
+
+    llama.cpp lists RPC devices before local GPUs, in the order the endpoints were given.
+    """
+
+    endpoint: str  # "host:port"; "what-if" for --remote
+    index: int  # the device's index on its worker
+    total_bytes: int
+    free_bytes: int
+    link_bytes_per_s: float  # the network between this machine and the worker
+    link_latency_s: float  # one request/response round trip
+    bandwidth_bytes_per_s: float | None = None  # memory bandwidth; None = unknown
+    loopback: bool = False  # a worker on this machine (shares its RAM and cores)
+    source: str = "rpc"  # "rpc" (asked the worker) or "what-if"
 
 
 @dataclass(frozen=True)
@@ -93,6 +114,7 @@ class Hardware:
     build: LlamaBuildInfo | None = None
     notes: tuple[str, ...] = field(default=())  # e.g. "Metal budget estimated as 70% of RAM"
     what_if: bool = False
+    remotes: tuple[RemoteDevice, ...] = ()  # RPC workers' devices, in llama.cpp's order
 
     @property
     def total_vram_free_bytes(self) -> int:

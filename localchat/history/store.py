@@ -13,23 +13,19 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from localchat.engine.base import Message
-from localchat.errors import LocalchatError
+from localchat.errors import HistoryError
 from localchat.history.recorder import ReplyRecorder
 from localchat.history.schema import migrate
 
 TITLE_CHARS = 60
 ROLES = ("system", "user", "assistant")
-
-
-class HistoryError(LocalchatError):
-    """The history database cannot be opened (corrupt, or written by a newer localchat)."""
 
 
 @dataclass(frozen=True)
@@ -256,6 +252,19 @@ class HistoryStore:
                 "DELETE FROM messages WHERE conversation_id = ? AND id >= ?",
                 (conversation_id, message_id),
             )
+
+    def save_exchange(
+        self, model: str, turns: Sequence[Message], reply: str, stats: Any = None
+    ) -> int:
+        """One finished request (a server's): its turns and the reply, as a new conversation."""
+        system = next((t.content for t in turns if t.role == "system"), None)
+        conversation_id = self.new_conversation(model, system_prompt=system)
+        for turn in turns:
+            if turn.role != "system":
+                self.add_message(conversation_id, turn.role, turn.content)
+        if reply:
+            self.add_message(conversation_id, "assistant", reply, stats=stats)
+        return conversation_id
 
     def recorder(self, conversation_id: int, *, flush_interval_s: float = 0.0) -> ReplyRecorder:
         return ReplyRecorder(self, conversation_id, flush_interval_s=flush_interval_s)

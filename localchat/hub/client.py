@@ -14,7 +14,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from localchat.errors import AuthRequired, DownloadFailed, ModelNotFound
+from localchat.errors import AuthRequired, DownloadFailed, LocalchatError, ModelNotFound
+from localchat.hub.names import check_commit
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -94,8 +95,36 @@ def describe_transient(exc: BaseException) -> str:
         return exc.cause
     if isinstance(exc, HfHubHTTPError) and exc.response is not None:
         return f"HTTP {exc.response.status_code}"
-    text = str(exc).splitlines()[0] if str(exc) else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return network_reason(exc)
+
+
+_PLAIN_REASONS = (
+    ("connection refused", "connection refused"),
+    ("timed out", "timed out"),
+    ("timeout", "timed out"),
+    ("connection reset", "connection reset"),
+    ("network is unreachable", "network unreachable"),
+    ("no route to host", "no route to host"),
+)
+
+
+def network_reason(exc: BaseException) -> str:
+    """A transport failure in a few plain words ("connection refused", "timed out", ...)."""
+    text = f"{type(exc).__name__} {exc}".lower()
+    for marker, words in _PLAIN_REASONS:
+        if marker in text:
+            return words
+    return _first_line(exc)
+
+
+def network_error(exc: BaseException, what: str, *, hint: str) -> DownloadFailed:
+    """One line for a transport failure that is not retried here (DNS and TLS say so)."""
+    permanent = permanent_network_error(exc, what)
+    if permanent is not None:
+        return permanent
+    return DownloadFailed(
+        f"{what}: cannot reach {hub_endpoint()} ({network_reason(exc)})", hint=hint
+    )
 
 
 def with_retries(
@@ -132,6 +161,7 @@ def hub_errors(what: str, *, repo_id: str | None = None) -> Iterator[None]:
         EntryNotFoundError,
         GatedRepoError,
         HfHubHTTPError,
+        HFValidationError,
         OfflineModeIsEnabled,
         RepositoryNotFoundError,
         RevisionNotFoundError,
@@ -159,22 +189,62 @@ def hub_errors(what: str, *, repo_id: str | None = None) -> Iterator[None]:
         ) from exc
     except HfHubHTTPError as exc:
         status = exc.response.status_code if exc.response is not None else 0
-        if status in (401, 403):
-            raise gated_error(repo_id or what) from exc
         if is_transient(exc):
             raise TransientError(describe_transient(exc)) from exc
-        raise DownloadFailed(f"{what}: the hub answered HTTP {status}") from exc
+        raise status_error(status, what, repo_id=repo_id) from exc
+    except HFValidationError as exc:
+        raise ModelNotFound(
+            f"{(repo_id or what)[:100]!r} is not a valid hub repo id",
+            hint="write owner/repo (letters, digits, '-', '_', '.'; at most 96 characters)",
+        ) from exc
     except TransientError:
         raise
     except Exception as exc:
-        if is_unresolvable_host(exc):
-            raise DownloadFailed(
-                f"{what}: cannot reach {hub_endpoint()} (the host name does not resolve)",
-                hint="check the network, or set HF_HUB_OFFLINE=1 to use only what is on disk",
-            ) from exc
+        permanent = permanent_network_error(exc, what)
+        if permanent is not None:
+            raise permanent from exc
         if is_transient(exc):
             raise TransientError(describe_transient(exc)) from exc
         raise
+
+
+def permanent_network_error(exc: BaseException, what: str) -> DownloadFailed | None:
+    """DNS and TLS failures: retrying them only wastes the user's time."""
+    if is_unresolvable_host(exc):
+        return DownloadFailed(
+            f"{what}: cannot reach {hub_endpoint()} (the host name does not resolve)",
+            hint="check the network, or set HF_HUB_OFFLINE=1 to use only what is on disk",
+        )
+    if is_tls_failure(exc):
+        return DownloadFailed(
+            f"{what}: the secure connection to {hub_endpoint()} failed ({_first_line(exc)})",
+            hint="check the system clock, a proxy or SSL_CERT_FILE; not retried",
+        )
+    return None
+
+
+_TLS_MARKERS = ("certificate verify failed", "ssl:", "sslerror", "tlsv1 alert", "wrong version")
+
+
+def is_tls_failure(exc: BaseException) -> bool:
+    """A TLS handshake or certificate failure anywhere in the cause chain."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(8):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLError | ssl.CertificateError):
+            return True
+        if any(marker in str(seen).lower() for marker in _TLS_MARKERS):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    text = (str(exc).splitlines() or [""])[0]
+    return text[:120] if text else type(exc).__name__
 
 
 _NAME_RESOLUTION_MARKERS = (
@@ -202,6 +272,25 @@ def is_unresolvable_host(exc: BaseException) -> bool:
     return False
 
 
+def status_error(status: int, what: str, *, repo_id: str | None = None) -> LocalchatError:
+    """The one map from a hub's HTTP status to a localchat error, for every hub request
+    (listings, remote GGUF headers, downloads).  Callers retry what ``is_transient`` says."""
+    if status in (401, 403):
+        return gated_error(repo_id or what)
+    if status == 404:
+        return ModelNotFound(
+            f"{what}: not found on the hub (HTTP 404)",
+            hint=f"check the name; for a private repo {LOGIN_HINT}",
+        )
+    if status == 416:
+        return DownloadFailed(f"{what}: the hub says the file is shorter than expected (HTTP 416)")
+    if status in (408, 429) or status >= 500:
+        return DownloadFailed(
+            f"{what}: the hub answered HTTP {status}", hint="the hub is busy; try again later"
+        )
+    return DownloadFailed(f"{what}: the hub answered HTTP {status}")
+
+
 def gated_error(repo_id: str) -> AuthRequired:
     return AuthRequired(
         f"{repo_id} is gated: accept its terms at {repo_page(repo_id)}",
@@ -220,7 +309,7 @@ def fetch_listing(repo_id: str, revision: str) -> tuple[str, list]:
     def call() -> tuple[str, list]:
         with hub_errors(what, repo_id=repo_id):
             info = api.model_info(repo_id, revision=revision)
-            commit = info.sha or revision
+            commit = check_commit(info.sha)
             entries = api.list_repo_tree(repo_id, recursive=True, revision=commit)
             return commit, [e for e in entries if isinstance(e, RepoFile)]
 

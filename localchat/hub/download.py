@@ -81,8 +81,7 @@ def fetch_verified(
     had to be discarded (the server ignored Range, or the partial was too long).
     """
     policy = policy or RetryPolicy.from_env()
-    stream = _open_stream(job)
-    stream.on_restart = on_restart
+    stream = _open_stream(job, on_restart)
     failures = 0
     while stream.done_bytes < job.digest.size_bytes:
         before = stream.done_bytes
@@ -102,10 +101,12 @@ def fetch_verified(
     return job.partial
 
 
-def _open_stream(job: FetchJob) -> _Stream:
+def _open_stream(job: FetchJob, on_restart: Callable[[], None] | None = None) -> _Stream:
     job.partial.parent.mkdir(parents=True, exist_ok=True)
     done = existing_partial_bytes(job.partial)
-    stream = _Stream(job=job, done_bytes=done, hasher=job.digest.new_hasher())
+    stream = _Stream(
+        job=job, done_bytes=done, hasher=job.digest.new_hasher(), on_restart=on_restart
+    )
     if done > job.digest.size_bytes:
         stream.restart()
     elif done:

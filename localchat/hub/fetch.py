@@ -238,12 +238,14 @@ def _append_pieces(
     with target.open("r+b", buffering=0) as out:
         out.truncate(kept_bytes)
         out.seek(kept_bytes)
-        for piece in pieces[consumed:]:
+        for index in range(consumed, len(pieces)):
+            piece = pieces[index]
             source = _verified_piece(repo, piece)
             with source.open("rb", buffering=0) as handle:
                 _copy_all(handle, out, piece.size_bytes)
             os.fsync(out.fileno())
-            source.unlink()
+            if all(later.etag != piece.etag for later in pieces[index + 1 :]):
+                source.unlink()  # identical pieces share one verified file: keep it for them
 
 
 def _copy_all(source, dest, size_bytes: int) -> None:

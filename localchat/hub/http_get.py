@@ -16,8 +16,13 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from localchat.errors import DownloadFailed, ModelNotFound
-from localchat.hub.client import TransientError, gated_error
+from localchat.errors import DownloadFailed
+from localchat.hub.client import (
+    TransientError,
+    gated_error,
+    permanent_network_error,
+    status_error,
+)
 
 READ_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -46,13 +51,11 @@ def check_status(stream: BodyStream, *, label: str, repo_id: str) -> None:
     status = stream.status
     if status in (200, 206):
         return
-    if stream.headers.get("X-Error-Code") == "GatedRepo" or status in (401, 403):
+    if stream.headers.get("X-Error-Code") == "GatedRepo":
         raise gated_error(repo_id or label)
-    if status == 404:
-        raise ModelNotFound(f"{label}: not found on the hub (HTTP 404)")
     if status in (408, 429) or status >= 500:
         raise TransientError(f"HTTP {status}")
-    raise DownloadFailed(f"{label}: the hub answered HTTP {status}")
+    raise status_error(status, label, repo_id=repo_id or None)
 
 
 def _proxy_for(url: str) -> str | None:
@@ -94,6 +97,9 @@ def _request(
         conn.request("GET", path, headers=headers)
         return conn.getresponse()
     except (http.client.HTTPException, OSError) as exc:
+        permanent = permanent_network_error(exc, f"downloading from {parts.hostname}")
+        if permanent is not None:
+            raise permanent from exc
         raise TransientError(f"{type(exc).__name__}: {exc}") from exc
 
 
@@ -135,6 +141,9 @@ def _httpx_get(url: str, headers: dict[str, str], timeout_s: float) -> Iterator[
         ) as response:
             yield BodyStream(response.status_code, response.headers, _httpx_chunks(response))
     except httpx2.TransportError as exc:
+        permanent = permanent_network_error(exc, f"downloading {url.split('?')[0][-80:]}")
+        if permanent is not None:
+            raise permanent from exc
         if is_transient(exc):
             raise TransientError(describe_transient(exc)) from exc
         raise

@@ -8,6 +8,9 @@
 
 ``etag`` is the LFS sha256 for LFS files and the git blob sha1 otherwise, exactly
 as huggingface_hub names blobs, so a file either side downloaded is reused.
+
+Commits, etags and repo paths come from the hub: every method that turns one into
+a path checks it (``hub.names``), and ``link`` only ever replaces a symlink.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from localchat.errors import DownloadFailed, NotEnoughDisk
+from localchat.hub.names import check_commit, check_etag, check_repo_path, check_revision
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 
 
@@ -40,22 +45,23 @@ class RepoCache:
         return self.cache_dir / repo_folder(self.repo_id)
 
     def blob(self, etag: str) -> Path:
-        return self.root / "blobs" / etag
+        return self.root / "blobs" / check_etag(etag)
 
     def snapshot_dir(self, commit: str) -> Path:
-        return self.root / "snapshots" / commit
+        return self.root / "snapshots" / check_commit(commit)
 
     def pointer(self, commit: str, path_in_repo: str) -> Path:
-        return self.snapshot_dir(commit).joinpath(*path_in_repo.split("/"))
+        return self.snapshot_dir(commit).joinpath(*check_repo_path(path_in_repo).split("/"))
 
     def ref_file(self, revision: str) -> Path:
-        return self.root / "refs" / revision
+        return self.root / "refs" / check_revision(revision)
 
     def lock_file(self, etag: str) -> Path:
-        return self.cache_dir / ".locks" / repo_folder(self.repo_id) / f"{etag}.lock"
+        return self.cache_dir / ".locks" / repo_folder(self.repo_id) / f"{check_etag(etag)}.lock"
 
     def partial(self, etag: str) -> Path:
-        return partial_downloads_dir() / repo_folder(self.repo_id) / f"{etag}.incomplete"
+        folder = partial_downloads_dir() / repo_folder(self.repo_id)
+        return folder / f"{check_etag(etag)}.incomplete"
 
     def read_ref(self, revision: str) -> str | None:
         try:
@@ -76,13 +82,23 @@ class RepoCache:
         os.replace(tmp, path)
 
     def link(self, etag: str, commit: str, path_in_repo: str) -> Path:
-        """Make ``snapshots/<commit>/<path>`` point at ``blobs/<etag>``; returns the pointer."""
+        """Make ``snapshots/<commit>/<path>`` point at ``blobs/<etag>``; returns the pointer.
+
+        An old symlink there is replaced; a real file or a folder (another tool's, or
+        the user's) is never removed: ``DownloadFailed`` asks the user to move it.
+        """
         blob = self.blob(etag)
         pointer = self.pointer(commit, path_in_repo)
         pointer.parent.mkdir(parents=True, exist_ok=True)
+        self._check_inside_snapshot(commit, pointer)
         if pointer.is_symlink() or pointer.exists():
             if pointer.resolve() == blob.resolve():
                 return pointer
+            if not pointer.is_symlink():
+                raise DownloadFailed(
+                    f"{pointer} is in the way of the downloaded file",
+                    hint="move it elsewhere and pull again",
+                )
             pointer.unlink()
         try:
             os.symlink(os.path.relpath(blob, pointer.parent), pointer)
@@ -90,9 +106,38 @@ class RepoCache:
             shutil.copyfile(blob, pointer)  # filesystems without symlinks, as huggingface_hub does
         return pointer
 
+    def _check_inside_snapshot(self, commit: str, pointer: Path) -> None:
+        """A folder in the snapshot that is a symlink elsewhere must not redirect writes."""
+        snapshot = self.snapshot_dir(commit).resolve()
+        if not pointer.parent.resolve().is_relative_to(snapshot):
+            raise DownloadFailed(
+                f"{pointer.parent} leads outside the model cache; refused",
+                hint=f"remove {self.snapshot_dir(commit)} and pull again",
+            )
+
     def snapshot_commits(self) -> list[str]:
         snapshots = self.root / "snapshots"
         return sorted(p.name for p in snapshots.iterdir()) if snapshots.is_dir() else []
+
+
+def cache_write_error(exc: OSError) -> DownloadFailed:
+    """An OSError while writing the cache, as the download error the user can act on."""
+    import errno
+
+    cache = hf_cache_dir()
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return DownloadFailed(f"the connection to the hub failed ({type(exc).__name__})")
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return NotEnoughDisk(
+            f"the disk holding {cache} is full",
+            hint="free space (`localchat rm`), or set HF_HUB_CACHE to a bigger disk; "
+            "pull again to resume",
+        )
+    where = exc.filename or cache
+    return DownloadFailed(
+        f"cannot write the model cache at {where} ({exc.strerror or type(exc).__name__})",
+        hint="make it a writable folder, or set HF_HUB_CACHE to one",
+    )
 
 
 def free_bytes_at(path: Path) -> tuple[int, Path]:

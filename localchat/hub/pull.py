@@ -7,6 +7,7 @@ import time
 from localchat.errors import ModelNotFound
 from localchat.hub.client import is_offline
 from localchat.hub.fetch import check_disk_space, fetch_model
+from localchat.hub.layout import cache_write_error
 from localchat.hub.progress import ProgressCallback, PullProgress, format_bytes
 from localchat.hub.resolve import ResolvedModel, resolve, source_for
 from localchat.hub.tracker import ProgressTracker
@@ -74,11 +75,14 @@ def pull(
         if local is not None:
             return local
     resolved = resolve_pinned(ref, update=update, progress=progress)
-    check_disk_space(resolved)
     tracker = ProgressTracker(
         progress, total_bytes=resolved.size_bytes, file_count=len(resolved.files)
     )
-    paths = fetch_model(resolved, tracker)
+    try:
+        check_disk_space(resolved)
+        paths = fetch_model(resolved, tracker)
+    except OSError as exc:  # the cache folder: full, read-only, or not a folder
+        raise cache_write_error(exc) from exc
     record = _record(resolved)
     save_pulled(record)
     if progress is not None:

@@ -18,6 +18,7 @@ from typing import Literal
 
 from localchat.errors import ModelNotFound
 from localchat.hub.client import fetch_listing, hub_endpoint, is_offline
+from localchat.hub.names import check_etag, check_repo_path, unsafe_name
 from localchat.hub.verify import ExpectedDigest
 from localchat.reference import ModelRef
 from localchat.store.quants import PARTS_RE as _PARTS_RE
@@ -119,13 +120,19 @@ def remote_files(entries: Iterable) -> list[RemoteFile]:
     """huggingface_hub ``RepoFile`` entries → RemoteFile."""
     return [
         RemoteFile(
-            path=entry.path,
-            size_bytes=int(entry.size),
-            blob_id=entry.blob_id,
-            sha256=entry.lfs.sha256 if entry.lfs is not None else None,
+            path=check_repo_path(entry.path),
+            size_bytes=_size(entry.size),
+            blob_id=check_etag(entry.blob_id),
+            sha256=check_etag(entry.lfs.sha256) if entry.lfs is not None else None,
         )
         for entry in entries
     ]
+
+
+def _size(value: object) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << 50:
+        raise unsafe_name("file size", value)
+    return value
 
 
 # ----------------------------------------------------------------------------- grouping

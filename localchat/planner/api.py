@@ -13,7 +13,9 @@ from localchat.hardware.types import Hardware
 from localchat.planner import reasons as words
 from localchat.planner.budget import Budgets, budgets_for
 from localchat.planner.plan import Plan, PlanRequest
+from localchat.planner.remote import attach_remote
 from localchat.planner.search import Candidate, choose, quality_order, search_quant
+from localchat.planner.speed_calibration import lookup_for
 from localchat.reference import ModelRef
 
 
@@ -37,12 +39,25 @@ def plan_model(
     budgets = budgets_for(hardware)
     scales = compute_scales or {}
     candidates = [
-        search_quant(q, infos[q], request, hardware, budgets, compute_scale=scales.get(q, 1.0))
+        search_quant(
+            q,
+            infos[q],
+            request,
+            hardware,
+            budgets,
+            compute_scale=scales.get(q, 1.0),
+            calibrate=lookup_for(hardware, infos[q]) if request.calibrate_speed else None,
+        )
         for q in quants
     ]
     chosen, how = choose(candidates, request)
     plan = _plan_from(chosen, budgets, model_name or chosen.info.model_name)
+    plan.n_parallel = max(request.n_parallel, 1)
     plan.reasons = _reasons(candidates, chosen, how, request, budgets, hardware)
+    attach_remote(plan, chosen.info, chosen.estimate, hardware, budgets)
+    if plan.n_cpu_moe and plan.device_layers.get("CPU"):
+        experts = "layer 0" if plan.n_cpu_moe == 1 else f"layers 0-{plan.n_cpu_moe - 1}"
+        plan.device_layers["CPU"] += f", experts of {experts}"
     plan.alternatives = [_alternative(c) for c in candidates if c is not chosen]
     return plan
 
@@ -131,7 +146,9 @@ def _calibrated_scale(path: Path, request: PlanRequest, hardware: Hardware) -> f
 
 def _plan_from(chosen: Candidate, budgets: Budgets, model_name: str) -> Plan:
     settings, info = chosen.settings, chosen.info
-    budget_by_device = {f"GPU{i}": budgets.gpu_free_bytes[i] for i in range(budgets.n_gpus)}
+    budget_by_device = {
+        budgets.device_name(i): budgets.gpu_free_bytes[i] for i in range(budgets.n_gpus)
+    }
     budget_by_device["CPU"] = budgets.ram_budget_bytes
     return Plan(
         model=model_name,
@@ -152,6 +169,11 @@ def _plan_from(chosen: Candidate, budgets: Budgets, model_name: str) -> Plan:
         source=info.source,
         swa_full=settings.swa_full,
         tensor_split=settings.tensor_split or None,
+        n_threads=chosen.threads.n_threads,
+        n_threads_batch=chosen.threads.n_threads_batch,
+        threads_source=chosen.threads.source,
+        n_cpu_moe=settings.n_cpu_moe,
+        speed=chosen.speed,
     )
 
 
@@ -166,6 +188,7 @@ def _candidate_line(c: Candidate, budgets: Budgets) -> str:
         tokens_per_s=c.tokens_per_s,
         budgets=budgets,
         over_bytes=c.fit.over_bytes,
+        n_cpu_moe=c.settings.n_cpu_moe,
     )
 
 
@@ -184,9 +207,16 @@ def _reasons(
         lines.append(context)
     if hardware.gpus and not budgets.gpu_offload_supported:
         lines.append("the installed llama-cpp-python cannot offload to a GPU: planned for CPU")
+    lines.extend(words.speed_lines(chosen, request, budgets.n_gpus))
     if chosen.info.source == "catalog figures":
         lines.append("planned from models.toml's recorded figures (headers not read)")
     lines.extend(hardware.notes)
+    if request.n_ctx:
+        beyond = words.beyond_training_line(request.n_ctx, chosen.info.n_ctx_train)
+        lines += [beyond] if beyond else []
+    ram_note = words.ram_note(chosen.estimate.cpu.resident_bytes, hardware, budgets)
+    if ram_note:
+        lines.append(ram_note)
     return lines
 
 
@@ -213,10 +243,33 @@ def plan_reference(
     Local files: their header.  Hub models: remote headers by HTTP Range (nothing is
     downloaded), or models.toml's recorded figures when offline; the reasons say which.
     """
-    from localchat.planner.sources import sources_for_ref
+    from localchat.planner.awq_ref import plan_hub_fallback, plan_with_awq
 
     request = request or PlanRequest()
+    awq_plan = plan_with_awq(
+        ref, hardware, request, lambda r, q: _plan_gguf_reference(r, hardware, q, offline),
+        offline=offline,
+    )  # fmt: skip
+    if awq_plan is not None:
+        return awq_plan
+    try:
+        return _plan_gguf_reference(ref, hardware, request, offline)
+    except ModelNotFound:
+        fallback = plan_hub_fallback(ref, hardware, request, offline=offline)
+        if fallback is None:
+            raise
+        return fallback
+
+
+def _plan_gguf_reference(
+    ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool
+) -> Plan:
+    from localchat.planner.sources import sources_for_ref
+
     if ref.kind == "path" and ref.path is not None and ref.path.is_file():
+        from localchat.store.local import find_local
+
+        find_local(ref)  # a file is a model only when it is a GGUF, for plan as for pull
         plan = plan_for_file(ref.path, hardware, request=request)  # with calibration
         plan.reasons.append("read the file's GGUF header")
         return plan

@@ -11,9 +11,7 @@ kind by the measured/predicted ratio (weights and KV are exact already).
 from __future__ import annotations
 
 import json
-import os
 import re
-import tempfile
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +19,7 @@ from statistics import median
 from typing import Any
 
 from localchat.paths import calibration_file
+from localchat.store.jsonfile import read_json, update_json
 
 MiB = 1 << 20
 SCALE_MIN, SCALE_MAX = 0.5, 2.0
@@ -142,9 +141,7 @@ def record_load(
         "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     key = "|".join([record["model"], version, json.dumps(key_settings, sort_keys=True)])
-    records = load_records()
-    records[key] = record
-    _write_atomically(calibration_file(), records)
+    update_json(calibration_file(), lambda records: records.__setitem__(key, record))
     return record
 
 
@@ -170,24 +167,7 @@ def _predicted(model_path: Path, settings: dict[str, Any], parsed: dict[str, Any
 
 
 def load_records(path: Path | None = None) -> dict[str, Any]:
-    path = path or calibration_file()
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _write_atomically(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".calibration-", suffix=".json", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(data, out, indent=1, sort_keys=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    return read_json(path or calibration_file())
 
 
 def compute_scale(

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from localchat.errors import ConfigError
 from localchat.gguf.info import GgufInfo
 
 MiB = 1 << 20
@@ -67,6 +68,7 @@ class Settings:
     offload_kqv: bool = True
     op_offload: bool = True
     tensor_split: tuple[float, ...] = ()  # one share per GPU; empty = all on GPU 0
+    n_cpu_moe: int = 0  # MoE: the expert tensors of layers 0..n_cpu_moe-1 stay in RAM
 
     @property
     def kv_cells(self) -> int:
@@ -118,7 +120,10 @@ def kv_row_bytes(type_name: str, n_elements: int) -> int:
     try:
         block, size = KV_TYPE_BLOCKS[type_name.lower()]
     except KeyError:
-        raise ValueError(f"unknown KV cache type {type_name!r}") from None
+        raise ConfigError(
+            f"unknown KV cache type {type_name[:40]!r}",
+            hint=f"use one of {', '.join(sorted(KV_TYPE_BLOCKS))}",
+        ) from None
     return n_elements // block * size
 
 
@@ -162,8 +167,22 @@ def kv_bytes_per_layer(info: GgufInfo, settings: Settings) -> list[int]:
     return out
 
 
-def repack_bytes(info: GgufInfo, layers_on_cpu: list[int], cpu_arch: str, cpu_features) -> int:
-    """CPU_REPACK buffer: repackable matmul weights of the CPU layers."""
+def cpu_expert_layers(info: GgufInfo, settings: Settings, devices: list[int]) -> list[int]:
+    """GPU layers whose MoE expert tensors are kept in RAM (llama.cpp's ``--n-cpu-moe``)."""
+    if not info.is_moe or settings.n_cpu_moe <= 0:
+        return []
+    return [il for il in range(min(settings.n_cpu_moe, info.n_layers)) if devices[il] != -1]
+
+
+def repack_bytes(
+    info: GgufInfo,
+    layers_on_cpu: list[int],
+    cpu_arch: str,
+    cpu_features,
+    *,
+    experts_only: bool = False,
+) -> int:
+    """CPU_REPACK buffer: repackable matmul weights of the CPU layers (or of their experts)."""
     features = {f.lower() for f in cpu_features}
     if cpu_arch.lower() in ("arm64", "aarch64"):
         types = REPACK_TYPES_ARM
@@ -174,7 +193,11 @@ def repack_bytes(info: GgufInfo, layers_on_cpu: list[int], cpu_arch: str, cpu_fe
     return sum(
         size
         for il in layers_on_cpu
-        for type_name, size in info.layers[il].repackable_bytes_by_type
+        for type_name, size in (
+            info.layers[il].expert_repackable_bytes_by_type
+            if experts_only
+            else info.layers[il].repackable_bytes_by_type
+        )
         if type_name in types
     )
 
@@ -233,15 +256,26 @@ def estimate_memory(
     cpu_arch: str = "x86_64",
     cpu_features: tuple[str, ...] = ("avx2",),
     compute_scale: float = 1.0,
+    n_remote: int = 0,
 ) -> MemoryEstimate:
-    """Bytes per device for ``info`` loaded with ``settings`` on ``n_gpus`` GPUs + the CPU."""
+    """Bytes per device for ``info`` loaded with ``settings`` on ``n_gpus`` GPUs + the CPU.
+
+    The first ``n_remote`` of the ``n_gpus`` offload devices are RPC workers' (named
+    RPC0, RPC1, ...; llama.cpp lists them before local GPUs); the rest are local GPUs.
+    """
     devices = layer_devices(info.n_layers, settings, n_gpus)
     weights = [0] * (n_gpus + 1)  # index -1 is the CPU
     kv = [0] * (n_gpus + 1)
     weights[-1] += info.input_bytes
     kv_layers = kv_bytes_per_layer(info, settings)
+    experts_on_cpu = cpu_expert_layers(info, settings, devices)
     for il, device in enumerate(devices[:-1]):
-        weights[device] += info.layers[il].total_bytes
+        layer = info.layers[il]
+        if il in experts_on_cpu:
+            weights[device] += layer.dense_bytes
+            weights[-1] += layer.expert_bytes
+        else:
+            weights[device] += layer.total_bytes
         kv_device = device if settings.offload_kqv else -1
         kv[kv_device] += kv_layers[il]
     output_device = devices[-1]
@@ -251,15 +285,17 @@ def estimate_memory(
         weights[output_device] += info.output_bytes
     cpu_layers = [il for il, device in enumerate(devices[:-1]) if device == -1]
     repack = repack_bytes(info, cpu_layers, cpu_arch, cpu_features)
+    repack += repack_bytes(info, experts_on_cpu, cpu_arch, cpu_features, experts_only=True)
     weights[-1] += repack
-    compute = _compute_per_device(info, settings, devices, n_gpus, cpu_layers)
+    compute = _compute_per_device(
+        info, settings, devices, n_gpus, cpu_layers, experts_on_cpu, n_remote
+    )
     out = []
     for gpu in range(n_gpus):
         reserve = gpu_reserve_bytes[gpu] if gpu < len(gpu_reserve_bytes) else 0
+        name = f"RPC{gpu}" if gpu < n_remote else f"GPU{gpu - n_remote}"
         out.append(
-            DeviceMemory(
-                f"GPU{gpu}", weights[gpu], kv[gpu], int(compute[gpu] * compute_scale), reserve
-            )
+            DeviceMemory(name, weights[gpu], kv[gpu], int(compute[gpu] * compute_scale), reserve)
         )
     out.append(
         DeviceMemory("CPU", weights[-1], kv[-1], int(compute[-1] * compute_scale), 0, repack)
@@ -268,7 +304,13 @@ def estimate_memory(
 
 
 def _compute_per_device(
-    info: GgufInfo, settings: Settings, devices: list[int], n_gpus: int, cpu_layers: list[int]
+    info: GgufInfo,
+    settings: Settings,
+    devices: list[int],
+    n_gpus: int,
+    cpu_layers: list[int],
+    experts_on_cpu: list[int],
+    n_remote: int = 0,
 ) -> list[int]:
     compute = [0] * (n_gpus + 1)
     output_device = devices[-1]
@@ -277,14 +319,18 @@ def _compute_per_device(
         if gpu not in used:
             continue
         compute[gpu] = compute_bytes_peak(info, settings, with_output=gpu == output_device)
-        if cpu_layers and settings.op_offload:
+        if (cpu_layers or experts_on_cpu) and settings.op_offload and gpu >= n_remote:
             # big batches of CPU layers run on the GPU: their weights are copied over
-            largest = max(info.layers[il].total_bytes for il in cpu_layers)
+            # (not to an RPC device: ggml's RPC backend offloads no ops)
+            largest = max(
+                [info.layers[il].total_bytes for il in cpu_layers]
+                + [info.layers[il].expert_bytes for il in experts_on_cpu]
+            )
             if output_device == -1 and not info.output_tied:
                 largest = max(largest, info.output_bytes)
             compute[gpu] += largest
     host = output_buffer_bytes(info)
-    if output_device == -1 or cpu_layers:
+    if output_device == -1 or cpu_layers or experts_on_cpu:
         compute[-1] = compute_bytes_peak(info, settings, with_output=output_device == -1) + host
     else:
         compute[-1] = 4 * settings.ubatch * 2 * info.n_embd + host  # inputs staged on the host

@@ -31,6 +31,11 @@ class PlanRequest:
     target_tok_s: float = 10.0
     default_ctx: int = 8192
     min_ctx: int = 4096
+    n_threads: int | None = None  # decode and batch threads; None = from the hardware
+    n_parallel: int = 1  # sequences decoded together, each with n_ctx of context
+    n_cpu_moe: int | None = None  # MoE: experts of the first N layers in RAM; None = choose
+    n_prompt: int = 512  # prompt length the predicted time to first token is for
+    calibrate_speed: bool = True  # use `localchat bench` results from this machine
 
 
 @dataclass
@@ -62,21 +67,44 @@ class Plan:
     tensor_split: tuple[float, ...] | None = None
     reasons: list[str] = field(default_factory=list)
     alternatives: list[dict[str, Any]] = field(default_factory=list)  # other quants considered
+    n_threads: int | None = None  # decode threads (None: llama-cpp-python's default)
+    n_threads_batch: int | None = None  # prompt-processing threads
+    threads_source: str = ""
+    n_parallel: int = 1
+    n_cpu_moe: int = 0  # MoE expert split: experts of layers 0..n_cpu_moe-1 in RAM
+    speed: Any = None  # planner.speed.SpeedPrediction: decode/prefill speeds and their source
+    format: str = "gguf"  # "gguf" (llama.cpp) or "awq" (transformers + GPTQModel, planner.awq)
+    torch_device: str = "cpu"  # AWQ only: "cuda:N", "mps" or "cpu" (the whole model on it)
+    rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
+    device_layers: dict[str, str] = field(default_factory=dict)  # device -> what it holds
+    network: Any = None  # planner.network.NetworkCost when RPC workers take part
 
-    def raise_if_not_fits(self) -> None:
-        """``DoesNotFit`` with the planner's one-line reason when nothing fits."""
-        if not self.fits:
-            from localchat.errors import DoesNotFit
+    def raise_if_not_fits(self, *, suggest_plan: bool = True) -> None:
+        """``DoesNotFit`` with the planner's reason for the chosen quant when nothing fits.
 
-            why = next((r for r in self.reasons if "does not fit" in r), "not enough memory")
-            raise DoesNotFit(
-                f"{self.model}: {why}",
-                hint="try a smaller quant or context, or see `localchat plan`",
-            )
+        ``suggest_plan=False`` inside ``localchat plan`` (it is what the user just ran).
+        """
+        if self.fits:
+            return
+        from localchat.errors import DoesNotFit
+
+        mine = f"{self.quant}:"
+        why = next(
+            (r for r in self.reasons if r.startswith(mine) and "does not fit" in r),
+            f"{self.quant}: not enough memory",
+        )
+        hint = "try a smaller quant or context"
+        if suggest_plan:
+            hint += ", or see what fits with `localchat plan MODEL`"
+        raise DoesNotFit(f"{self.model}: {why}", hint=hint)
+
+    @property
+    def gpu_layers_text(self) -> str:
+        return gpu_layers_text(self.n_gpu_layers, self.n_layers)
 
     @property
     def full_offload(self) -> bool:
-        return self.n_gpu_layers >= self.n_layers + 1
+        return self.n_gpu_layers >= self.n_layers + 1 and not self.n_cpu_moe
 
     def retry_gpu_layers(self, attempt: int) -> int | None:
         """GPU layers for retry ``attempt`` (1, 2, 3) after a load failed for lack of memory.
@@ -90,10 +118,21 @@ class Plan:
         step = max(2, -(-self.n_gpu_layers // 10))
         return max(self.n_gpu_layers - step * attempt, 0)
 
+    def _speed_json(self) -> dict[str, Any]:
+        if self.speed is None:
+            return {}
+        return {
+            "predicted_prefill_tok_s": round(self.speed.prefill_tok_s, 2),
+            "predicted_ttft_s": round(self.speed.ttft_s(self.speed.n_prompt), 4),
+            "ttft_prompt_tokens": self.speed.n_prompt,
+            "speed_source": self.speed.source,
+        }
+
     def to_json(self) -> dict[str, Any]:
         """The stable ``localchat plan --json`` document (see docs/fitting-table.md)."""
         return {
             "model": self.model,
+            "format": self.format,
             "quant": self.quant,
             "files": list(self.files),
             "n_layers": self.n_layers,
@@ -106,11 +145,30 @@ class Plan:
             "n_ubatch": self.n_ubatch,
             "tensor_split": list(self.tensor_split) if self.tensor_split else None,
             "devices": [
-                {**d.to_json(), "budget": self.budgets_bytes.get(d.device)} for d in self.devices
+                {
+                    **d.to_json(),
+                    "budget": self.budgets_bytes.get(d.device),
+                    "holds": self.device_layers.get(d.device, ""),
+                }
+                for d in self.devices
             ],
+            "rpc_servers": list(self.rpc_servers),
+            "network": self.network.to_json() if self.network is not None else None,
             "predicted_tok_s": round(self.predicted_tok_s, 2),
+            **self._speed_json(),
+            "n_threads": self.n_threads,
+            "n_threads_batch": self.n_threads_batch,
+            "threads_source": self.threads_source,
+            "n_parallel": self.n_parallel,
+            "n_cpu_moe": self.n_cpu_moe,
             "fits": self.fits,
             "source": self.source,
             "reasons": list(self.reasons),
             "alternatives": list(self.alternatives),
         }
+
+
+def gpu_layers_text(n_gpu_layers: int, n_layers: int) -> str:
+    """Layers on the GPU out of all of them ("12/33"), counted as llama.cpp counts them
+    (``n_layers`` blocks + the output layer).  The CLI and the app both show this."""
+    return f"{n_gpu_layers}/{n_layers + 1}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from localchat.hardware.types import Hardware
 from localchat.planner.budget import Budgets
 
 
@@ -23,6 +24,10 @@ def gib(n_bytes: float) -> str:
 
 def vram_words(budgets: Budgets) -> str:
     sizes = budgets.gpu_free_bytes
+    if budgets.n_remote:
+        remote = " + ".join(gib(s) for s in sizes[: budgets.n_remote]) + " on RPC workers"
+        local = sizes[budgets.n_remote :]
+        return remote + (" + " + " + ".join(gib(s) for s in local) + " VRAM" if local else "")
     if not sizes:
         return "no GPU"
     if len(set(sizes)) == 1 and len(sizes) > 1:
@@ -45,6 +50,7 @@ def candidate_line(
     tokens_per_s: float,
     budgets: Budgets,
     over_bytes: dict[str, int],
+    n_cpu_moe: int = 0,
 ) -> str:
     size = gb(weights_bytes)
     all_layers = n_layers + 1
@@ -54,6 +60,12 @@ def candidate_line(
     if budgets.n_gpus == 0:
         return (
             f"{quant}: {size} in RAM (CPU only), {n_ctx} context; predicted {tok_s(tokens_per_s)}"
+        )
+    if n_gpu_layers >= all_layers and n_cpu_moe:
+        return (
+            f"{quant}: {size} does not fit {vram_words(budgets)} whole; all {all_layers} layers "
+            f"on GPU but the experts of {n_cpu_moe} in RAM, {n_ctx} context; "
+            f"predicted {tok_s(tokens_per_s)}"
         )
     if n_gpu_layers >= all_layers:
         return (
@@ -89,3 +101,48 @@ def context_line(target_ctx: int, n_ctx: int, full_offload: bool) -> str | None:
 
 def join_notes(notes: Sequence[str]) -> list[str]:
     return [note for note in notes if note]
+
+
+def ram_note(cpu_bytes: int, hardware: Hardware, budgets: Budgets) -> str:
+    """Plans budget RAM as total minus a reserve; say so when less is free right now."""
+    free = hardware.ram_available_bytes
+    if cpu_bytes <= free:
+        return ""
+    return (
+        f"only {gib(free)} of RAM is free right now, the plan needs {gib(cpu_bytes)} of its "
+        f"{gib(budgets.ram_budget_bytes)} budget (total RAM minus a reserve): close other "
+        "programs, or expect swapping"
+    )
+
+
+def speed_lines(chosen, request, n_gpus: int) -> list[str]:  # chosen: search.Candidate
+    """Threads, predicted prefill/decode speeds with their source, MoE placement, ignored --ngl."""
+    speed, threads = chosen.speed, chosen.threads
+    lines = [
+        f"threads: {threads.n_threads} for decode, {threads.n_threads_batch} for prompts "
+        f"({threads.source})",
+        f"speed ({speed.source}): decode {tok_s(speed.decode_tok_s)} with the cache "
+        f"{speed.kv_tokens} tokens full, prefill {tok_s(speed.prefill_tok_s)}; time to first "
+        f"token for a {speed.n_prompt}-token prompt {speed.ttft_s(speed.n_prompt):.2f} s",
+    ]
+    if request.n_parallel > 1:
+        each = chosen.settings.n_ctx // request.n_parallel
+        lines.append(
+            f"{request.n_parallel} parallel sequences of {each} context each: "
+            f"{tok_s(speed.decode_tok_s * request.n_parallel)} in all"
+        )
+    if chosen.placement_note:
+        lines.append(chosen.placement_note)
+    if request.n_gpu_layers and not n_gpus:
+        lines.append(f"no GPU to offload to: --ngl {request.n_gpu_layers} planned as 0")
+    return lines
+
+
+def beyond_training_line(n_ctx: int, n_ctx_train: int) -> str:
+    """The warning for a context longer than the model was trained on ("" when it is not)."""
+    if not 0 < n_ctx_train < n_ctx:
+        return ""
+    return (
+        f"a context of {n_ctx} tokens is beyond what this model was trained on "
+        f"({n_ctx_train}); text past {n_ctx_train} tokens may degrade"
+    )

@@ -13,8 +13,8 @@ Policy (README "How localchat picks a quant"):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from localchat.errors import ConfigError
 from localchat.gguf.info import GgufInfo
@@ -22,9 +22,12 @@ from localchat.hardware.types import Hardware
 from localchat.planner.budget import Budgets, FitCheck, check_fit
 from localchat.planner.memory import MemoryEstimate, Settings, estimate_memory
 from localchat.planner.plan import QUANTIZED_KV_TYPES, PlanRequest
-from localchat.planner.speed import predict_tokens_per_s
+from localchat.planner.speed import Calibration, SpeedPrediction, ThreadCounts, predict_speed
+from localchat.planner.threads import ThreadChoice, choose_threads
 
 CTX_STEP = 256
+# (memory settings, threads) -> speed calibration from `localchat bench`, or None
+CalibrationLookup = Callable[[Settings, ThreadChoice], Calibration | None]
 
 
 @dataclass(frozen=True)
@@ -36,8 +39,14 @@ class Candidate:
     settings: Settings
     estimate: MemoryEstimate
     fit: FitCheck
-    tokens_per_s: float
+    speed: SpeedPrediction
+    threads: ThreadChoice
     target_ctx: int
+    placement_note: str = ""  # MoE: why the expert split or the layer split was chosen
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.speed.decode_tok_s
 
     @property
     def n_gpu_layers(self) -> int:
@@ -45,7 +54,7 @@ class Candidate:
 
     @property
     def full_offload(self) -> bool:
-        return self.settings.n_gpu_layers >= self.info.n_layers + 1
+        return self.settings.n_gpu_layers >= self.info.n_layers + 1 and not self.settings.n_cpu_moe
 
 
 class _Evaluator:
@@ -56,16 +65,19 @@ class _Evaluator:
         hardware: Hardware,
         budgets: Budgets,
         compute_scale: float,
+        calibrate: CalibrationLookup | None = None,
     ) -> None:
         self.info, self.request, self.hardware, self.budgets = info, request, hardware, budgets
         self.compute_scale = compute_scale
+        self.calibrate = calibrate
+        self.n_parallel = max(request.n_parallel, 1)
         self.n_gpus = budgets.n_gpus
         self.flash_attn = decide_flash_attn(request, self.n_gpus)
         self.tensor_split = _tensor_split(budgets) if self.n_gpus > 1 else ()
 
-    def settings(self, n_ctx: int, n_gpu_layers: int) -> Settings:
+    def settings(self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0) -> Settings:
         return Settings(
-            n_ctx=n_ctx,
+            n_ctx=n_ctx * self.n_parallel,
             n_gpu_layers=n_gpu_layers if self.n_gpus else 0,
             type_k=self.request.type_k,
             type_v=self.request.type_v,
@@ -74,10 +86,13 @@ class _Evaluator:
             n_ubatch=self.request.n_ubatch,
             swa_full=self.request.swa_full,
             tensor_split=self.tensor_split,
+            n_cpu_moe=n_cpu_moe if self.n_gpus else 0,
         )
 
-    def estimate(self, n_ctx: int, n_gpu_layers: int) -> tuple[Settings, MemoryEstimate]:
-        settings = self.settings(n_ctx, n_gpu_layers)
+    def estimate(
+        self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0
+    ) -> tuple[Settings, MemoryEstimate]:
+        settings = self.settings(n_ctx, n_gpu_layers, n_cpu_moe)
         estimate = estimate_memory(
             self.info,
             settings,
@@ -86,25 +101,43 @@ class _Evaluator:
             cpu_arch=self.hardware.cpu.arch or "x86_64",
             cpu_features=_repack_features(self.hardware),
             compute_scale=self.compute_scale,
+            n_remote=self.budgets.n_remote,
         )
         return settings, estimate
 
-    def fits(self, n_ctx: int, n_gpu_layers: int) -> bool:
-        return check_fit(self.estimate(n_ctx, n_gpu_layers)[1], self.budgets).fits
+    def fits(self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0) -> bool:
+        return check_fit(self.estimate(n_ctx, n_gpu_layers, n_cpu_moe)[1], self.budgets).fits
 
-    def gpus_fit(self, n_ctx: int, n_gpu_layers: int) -> bool:
-        over = check_fit(self.estimate(n_ctx, n_gpu_layers)[1], self.budgets).over_bytes
-        return not any(device.startswith("GPU") for device in over)
+    def gpus_fit(self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0) -> bool:
+        estimate = self.estimate(n_ctx, n_gpu_layers, n_cpu_moe)[1]
+        over = check_fit(estimate, self.budgets).over_bytes
+        return not any(device != "CPU" for device in over)
 
-    def candidate(self, quant: str, n_ctx: int, n_gpu_layers: int, target_ctx: int) -> Candidate:
-        settings, estimate = self.estimate(n_ctx, n_gpu_layers)
+    def candidate(
+        self, quant: str, n_ctx: int, n_gpu_layers: int, target_ctx: int, n_cpu_moe: int = 0
+    ) -> Candidate:
+        settings, estimate = self.estimate(n_ctx, n_gpu_layers, n_cpu_moe)
+        threads = choose_threads(
+            self.hardware.cpu, n_gpu_layers=settings.n_gpu_layers, requested=self.request.n_threads
+        )
+        speed = predict_speed(
+            self.info,
+            settings,
+            estimate,
+            self.hardware,
+            ThreadCounts(threads.n_threads, threads.n_threads_batch),
+            calibration=self.calibrate(settings, threads) if self.calibrate else None,
+            n_prompt=self.request.n_prompt,
+            n_parallel=self.n_parallel,
+        )
         return Candidate(
             quant=quant,
             info=self.info,
             settings=settings,
             estimate=estimate,
             fit=check_fit(estimate, self.budgets),
-            tokens_per_s=predict_tokens_per_s(self.info, estimate, self.hardware),
+            speed=speed,
+            threads=threads,
             target_ctx=target_ctx,
         )
 
@@ -156,11 +189,13 @@ def _largest(lo: int, hi: int, ok) -> int | None:
     return lo
 
 
-def _best_context(ev: _Evaluator, target: int, floor: int, n_gpu_layers: int) -> int | None:
-    if ev.fits(target, n_gpu_layers):
+def _best_context(
+    ev: _Evaluator, target: int, floor: int, n_gpu_layers: int, n_cpu_moe: int = 0
+) -> int | None:
+    if ev.fits(target, n_gpu_layers, n_cpu_moe):
         return target
     steps_lo, steps_hi = -(-floor // CTX_STEP), (target - 1) // CTX_STEP
-    steps = _largest(steps_lo, steps_hi, lambda k: ev.fits(k * CTX_STEP, n_gpu_layers))
+    steps = _largest(steps_lo, steps_hi, lambda k: ev.fits(k * CTX_STEP, n_gpu_layers, n_cpu_moe))
     return steps * CTX_STEP if steps is not None else None
 
 
@@ -172,20 +207,69 @@ def search_quant(
     budgets: Budgets,
     *,
     compute_scale: float = 1.0,
+    calibrate: CalibrationLookup | None = None,
 ) -> Candidate:
-    """The best configuration of one quant on this hardware (``fit.fits`` False if none)."""
-    ev = _Evaluator(info, request, hardware, budgets, compute_scale)
+    """The best configuration of one quant on this hardware (``fit.fits`` False if none).
+
+    A configuration the user named (``n_gpu_layers``, ``n_cpu_moe``) is costed as given.
+    A MoE model that does not fit the GPU(s) is planned both ways, whole layers in RAM
+    (layer split) or the experts of the first layers in RAM (expert split), and the
+    faster plan that fits wins.
+    """
+    ev = _Evaluator(info, request, hardware, budgets, compute_scale, calibrate)
     target, floor = context_bounds(info, request)
     all_layers = info.n_layers + 1
-    if request.n_gpu_layers is not None or ev.n_gpus == 0:
-        n_gpu_layers = min(request.n_gpu_layers or 0, all_layers) if ev.n_gpus else 0
-        n_ctx = _best_context(ev, target, floor, n_gpu_layers)
-        return ev.candidate(quant, n_ctx or floor, n_gpu_layers, target)
+    n_cpu_moe = request.n_cpu_moe or 0
+    if request.n_gpu_layers is not None or request.n_cpu_moe is not None or ev.n_gpus == 0:
+        wanted = all_layers if request.n_gpu_layers is None else request.n_gpu_layers
+        n_gpu_layers = min(wanted, all_layers) if ev.n_gpus else 0
+        n_ctx = _best_context(ev, target, floor, n_gpu_layers, n_cpu_moe)
+        return ev.candidate(quant, n_ctx or floor, n_gpu_layers, target, n_cpu_moe)
     n_ctx = _best_context(ev, target, floor, all_layers)
     if n_ctx is not None:
         return ev.candidate(quant, n_ctx, all_layers, target)
     most = _largest(0, all_layers - 1, lambda ngl: ev.gpus_fit(floor, ngl))
-    return ev.candidate(quant, floor, most or 0, target)
+    layer_split = ev.candidate(quant, floor, most or 0, target)
+    if not info.is_moe:
+        return layer_split
+    return _expert_split_or(layer_split, ev, quant, target, floor)
+
+
+def _expert_split_or(
+    layer_split: Candidate, ev: _Evaluator, quant: str, target: int, floor: int
+) -> Candidate:
+    """The MoE expert split when it fits and is predicted faster than ``layer_split``."""
+    info, all_layers = ev.info, ev.info.n_layers + 1
+    for n_ctx in (target, floor):
+        fewest = _smallest(1, info.n_layers, lambda k, c=n_ctx: ev.fits(c, all_layers, k))
+        if fewest is not None:
+            break
+    else:
+        return replace(layer_split, placement_note="MoE: no expert split fits either")
+    expert_split = ev.candidate(quant, n_ctx, all_layers, target, fewest)
+    experts = f"experts of layers 0-{fewest - 1}" if fewest > 1 else "experts of layer 0"
+    ways = (
+        f"expert split ({experts} in RAM; attention, norms, router and KV on GPU): "
+        f"predicted {expert_split.tokens_per_s:.1f} tok/s; layer split "
+        f"({layer_split.n_gpu_layers}/{all_layers} layers on GPU): "
+        f"predicted {layer_split.tokens_per_s:.1f} tok/s"
+    )
+    if not layer_split.fit.fits or expert_split.tokens_per_s > layer_split.tokens_per_s:
+        return replace(expert_split, placement_note=f"MoE: chose the {ways}")
+    return replace(layer_split, placement_note=f"MoE: chose the layer split over the {ways}")
+
+
+def _smallest(lo: int, hi: int, ok) -> int | None:
+    """Smallest x in [lo, hi] with ok(x), assuming ok is monotone (false, then true)."""
+    if lo > hi or not ok(hi):
+        return None
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if ok(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
 
 
 def quality_order(quants: Mapping[str, object]) -> list[str]:

@@ -226,7 +226,8 @@ def _repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
     unreachable hub fails fast (``plan`` then says so) instead of backing off for 20 s."""
     from huggingface_hub import get_session
 
-    from localchat.gguf.remote import TIMEOUT_S, auth_headers, hub_endpoint
+    from localchat.gguf.remote import TIMEOUT_S, auth_headers
+    from localchat.hub.client import hub_endpoint, network_error, status_error
 
     url = f"{hub_endpoint()}/api/models/{repo_id}/tree/{quote(revision, safe='')}?recursive=true"
     files: list[tuple[str, int]] = []
@@ -234,17 +235,13 @@ def _repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
         try:
             response = get_session().get(url, headers=auth_headers(None), timeout=TIMEOUT_S)
         except Exception as exc:  # network boundary: any transport error becomes one line
-            raise DownloadFailed(
-                f"cannot list {repo_id} on the hub ({type(exc).__name__})",
+            raise network_error(
+                exc,
+                f"cannot list {repo_id} on the hub",
                 hint="check the network; catalog models also plan offline",
             ) from exc
-        if response.status_code in (401, 403, 404):
-            raise ModelNotFound(
-                f"{repo_id} is not on the hub, or is private (HTTP {response.status_code})",
-                hint="check the name; for a private repo run `hf auth login`",
-            )
         if response.status_code != 200:
-            raise DownloadFailed(f"listing {repo_id} failed (HTTP {response.status_code})")
+            raise status_error(response.status_code, f"listing {repo_id}", repo_id=repo_id)
         files += [
             (item["path"], int((item.get("lfs") or {}).get("size") or item.get("size") or 0))
             for item in response.json()

@@ -6,13 +6,13 @@ cache, the pip-delivered offline model, and local-path models the user ran.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 from localchat.store.cache import model_from_record, repo_dir
+from localchat.store.local import pip_model_file
 from localchat.store.quants import classify_gguf_path, quant_in_stem
 from localchat.store.registry import PulledModel, all_pulled, forget_pulled
 from localchat.store.usage import all_usage, forget_usage, last_used
@@ -121,17 +121,19 @@ def _pip_models() -> list[InstalledModel]:
     models = []
     for entry in load_catalog().entries.values():
         source = entry.pip
-        if source is None or importlib.util.find_spec(source.module) is None:
+        path = pip_model_file(entry.name, source) if source is not None else None
+        if source is None or path is None:
             continue
         models.append(
             InstalledModel(
                 name=entry.name,
                 quant=source.quant,
                 format="gguf",
-                size_bytes=source.size_bytes,
+                size_bytes=path.stat().st_size,
                 last_used=last_used(f"pip:{entry.name}"),
-                path=f"(pip package {source.package})",
+                path=str(path),
                 source="pip",
+                files=(str(path),),
             )
         )
     return models

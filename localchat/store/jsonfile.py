@@ -1,16 +1,25 @@
-"""A small JSON document on disk, updated under a file lock and replaced atomically."""
+"""Small files on disk, replaced atomically; JSON documents also updated under a file lock.
+
+Every JSON file localchat keeps (usage, pulled models, calibration, the bandwidth cache)
+goes through ``update_json``, so two processes (two ``ask``s, or ``ask`` and the app)
+never lose each other's changes, and a crash never leaves half a file.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+LOCK_TIMEOUT_S = 30
+
 
 def read_json(path: Path) -> dict[str, Any]:
+    """The document, or ``{}`` when the file is missing, unreadable or not a JSON object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -18,11 +27,19 @@ def read_json(path: Path) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to a temp file beside ``path``, fsync it, then rename it over ``path``."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-    os.replace(tmp, path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 @contextmanager
@@ -31,10 +48,10 @@ def locked_json(path: Path) -> Iterator[dict[str, Any]]:
     from filelock import FileLock
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock", timeout=30):
+    with FileLock(str(path) + ".lock", timeout=LOCK_TIMEOUT_S):
         data = read_json(path)
         yield data
-        write_json_atomic(path, data)
+        write_text_atomic(path, json.dumps(data, indent=1, sort_keys=True))
 
 
 def update_json(path: Path, change: Callable[[dict[str, Any]], None]) -> None:

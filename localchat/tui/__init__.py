@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 
-def run_app(model: str | None = None) -> None:
+def run_app(model: str | None = None, engine: str | None = None, local: bool = False) -> None:
     """Open the app (with ``model`` loaded, when given) and run until the user quits.
 
     ``LOCALCHAT_FAKE_ENGINE=1`` swaps llama.cpp for the scripted model (tests, demos).
@@ -18,4 +18,10 @@ def run_app(model: str | None = None) -> None:
 
         rate = float(os.environ.get("LOCALCHAT_FAKE_TOKENS_PER_S", "200"))
         loader = scripted_loader(tokens_per_s=rate)
+    if loader is None and (engine or local):  # else open_model's own choice (engine.endpoints)
+        from functools import partial
+
+        from localchat.tui.services import open_model
+
+        loader = partial(open_model, engine=engine, local=local)
     LocalchatApp(model=model, loader=loader).run()

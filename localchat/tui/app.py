@@ -6,40 +6,62 @@ import asyncio
 import dataclasses
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.markup import escape
 from textual.message import Message
-from textual.screen import Screen
+from textual.notifications import SeverityLevel
+from textual.screen import ModalScreen, Screen
 from textual.worker import get_current_worker
 
 from localchat.engine.base import SamplingParams
+from localchat.errorlog import one_line, write_traceback
 from localchat.errors import LocalchatError
 from localchat.history import HistoryStore
 from localchat.settings import Settings, load_settings, save_settings
 from localchat.tui.screens.chat import ChatScreen
-from localchat.tui.services import Loader, format_eta, format_size
+from localchat.tui.screens.history import HistoryScreen
+from localchat.tui.screens.loaded import LoadedModelScreen
+from localchat.tui.screens.models import ModelsScreen
+from localchat.tui.screens.settings import SettingsScreen
+from localchat.tui.services import Loader, cancel_loads, format_eta, format_size
 from localchat.tui.session import ChatSession
 
+if TYPE_CHECKING:
+    from localchat.api import LoadedModel
+    from localchat.hub.progress import PullProgress
+
 EXIT_WAIT_S = 5.0  # how long quitting waits for a reply to stop at its next token
+PAGES: dict[str, type[Screen[Any]]] = {  # the action that opens each page
+    "models": ModelsScreen,
+    "history": HistoryScreen,
+    "settings": SettingsScreen,
+}
 
 
 class LocalchatApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "localchat"
     ENABLE_COMMAND_PALETTE = True
+    # Screens get a class by width; app.tcss lays out narrow terminals (80 columns) with it.
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-narrow"),
+        (100, "-wide"),
+    ]
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "models", "Models"),
         Binding("f3", "history", "History"),
         Binding("f4", "settings", "Settings"),
-        Binding("f5", "loaded", "Loaded model"),
+        Binding("f5", "loaded", "Model", show=False),  # the status bar names the model
         Binding("ctrl+q", "quit", "Quit", priority=True, show=False),
+        Binding("escape", "hide_help_panel", "Close keys", priority=True, show=False),
     ]
 
     class ModelLoaded(Message):
-        def __init__(self, model: Any) -> None:
+        def __init__(self, model: LoadedModel) -> None:
             super().__init__()
             self.model = model
 
@@ -71,17 +93,19 @@ class LocalchatApp(App[None]):
         self.store = store or HistoryStore()
         self.session = ChatSession(self.store, self.settings)
         self.loader: Loader = loader or _default_loader()
-        self.model: Any = None
+        self.model: LoadedModel | None = None
         self.wanted_model: str | None = model or self.settings.default_model
         self.loading_text: str | None = None
         self._autoload = model is not None or bool(self.settings.default_model)
         self._continue_latest = continue_latest
         self._chat_screen: ChatScreen | None = None
+        self._page: Screen[Any] | None = None  # the non-modal screen notices belong to
 
     # ------------------------------------------------------------------ lifecycle
     async def on_mount(self) -> None:
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
+        self.screen_change_signal.subscribe(self, self._on_screen_change)
         chat = self._chat_screen = ChatScreen()
         await self.push_screen(chat)
         if self._settings_error is not None:
@@ -99,6 +123,8 @@ class LocalchatApp(App[None]):
         if chat is not None:
             chat.stop_for_exit()
             await asyncio.to_thread(chat.engine_idle.wait, EXIT_WAIT_S)
+        if self.loading_text is not None:
+            cancel_loads()  # a load under way stops at its next tensor
         self.workers.cancel_all()
         if self.model is not None:
             self.model.close()
@@ -111,12 +137,12 @@ class LocalchatApp(App[None]):
         return self._chat_screen
 
     # ------------------------------------------------------------------ model loading
-    def load_model(self, name: str | None) -> None:
-        """Load ``name`` (None: the configured default) in a worker; the old model stays
-        until the new one is ready."""
+    def load_model(self, name: str | None) -> bool:
+        """Load ``name`` (None: the configured default) in a worker, after freeing the old
+        model.  False when it cannot start now (a reply is running)."""
         if self.chat.generating:
             self.notify("Stop the reply first (Esc), then load another model", severity="warning")
-            return
+            return False
         if self.model is not None:  # free its memory first: the planner plans for what is free
             self.model.close()
             self.model = None
@@ -125,12 +151,13 @@ class LocalchatApp(App[None]):
         self.chat.set_state(self.loading_text)
         self.chat.refresh_model()
         self._load(name, self.settings.context_size)
+        return True
 
     @work(thread=True, exclusive=True, group="load", exit_on_error=False)
     def _load(self, name: str | None, n_ctx: int | None) -> None:
         worker = get_current_worker()
 
-        def progress(event: Any) -> None:
+        def progress(event: PullProgress) -> None:
             self.post_message(self.LoadProgress(_progress_text(event)))
 
         def notice(text: str) -> None:
@@ -138,7 +165,12 @@ class LocalchatApp(App[None]):
 
         try:
             model = self.loader(
-                name, n_ctx=n_ctx, allow_download=True, progress=progress, notice=notice
+                name,
+                n_ctx=n_ctx,
+                allow_download=True,
+                progress=progress,
+                notice=notice,
+                settings=self.settings,
             )
         except Exception as exc:
             self.post_message(self.LoadFailed(exc))
@@ -166,21 +198,58 @@ class LocalchatApp(App[None]):
         self.loading_text = event.text
         self.chat.set_state(event.text)
 
-    def sampling_for(self, model: Any) -> SamplingParams:
-        base_fn = getattr(model, "default_sampling", None)
-        base = base_fn() if callable(base_fn) else SamplingParams()
-        return self.settings.sampling(base)
+    def sampling_for(self, model: LoadedModel) -> SamplingParams:
+        """The model's sampling with this app's settings over it (they may have changed
+        since the model was loaded with them)."""
+        return self.settings.sampling(model.default_sampling())
 
-    # ------------------------------------------------------------------ errors
+    # ------------------------------------------------------------------ errors and notices
     def report_error(self, error: BaseException, *, doing: str) -> None:
-        """A notification that says what went wrong and what to do — never a traceback."""
+        """One line for the user — what went wrong and what to do, never a traceback.
+
+        Every error also goes to the error log the CLI writes (``localchat.errorlog``), with
+        its traceback: a notice disappears, the log stays for a bug report.
+        """
+        log_path = write_traceback(error, context=doing)
         if isinstance(error, LocalchatError):
             text = error.one_line()
         else:
-            text = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-            text += " (see the log with `textual console`, or report a bug)"
-        self.log.error(f"error while {doing}: {error!r}")
-        self.notify(text, title=f"Error {doing}", severity="error", timeout=12)
+            where = f"details in {log_path}" if log_path else "no log could be written"
+            text = f"{one_line(error)} ({where})"
+        self.notify(f"Error {doing}: {text}", severity="error", timeout=12, markup=False)
+
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Notices are one line on the title row (app.tcss), so they never cover content:
+        a new one replaces the one shown.  Thread-safe, like ``App.notify``."""
+        if title:
+            message = f"{escape(title) if markup else title}: {message}"
+        self.call_later(self.clear_notifications)  # queued before the new notice
+        super().notify(message, severity=severity, timeout=timeout, markup=markup)
+
+    def _on_screen_change(self, screen: Screen[Any]) -> None:
+        """Notices belong to the page they were raised on: moving to another page (not to a
+        dialog over it, nor back from one) clears them."""
+        if isinstance(screen, ModalScreen):
+            return
+        if self._page is not None and screen is not self._page:
+            self.clear_notifications()
+        self._page = screen
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "hide_help_panel":  # Esc closes the keys panel; otherwise Esc is the screen's
+            return bool(self.screen.query("HelpPanel"))
+        page = PAGES.get(action)
+        if page is not None and isinstance(self.screen, page):  # the page shown: no key for it
+            return False
+        return super().check_action(action, parameters)
 
     # ------------------------------------------------------------------ settings
     def apply_settings(self, settings: Settings) -> None:
@@ -234,23 +303,15 @@ class LocalchatApp(App[None]):
         self.push_screen(screen)
 
     def action_models(self) -> None:
-        from localchat.tui.screens.models import ModelsScreen
-
         self._show(ModelsScreen())
 
     def action_history(self) -> None:
-        from localchat.tui.screens.history import HistoryScreen
-
         self._show(HistoryScreen())
 
     def action_settings(self) -> None:
-        from localchat.tui.screens.settings import SettingsScreen
-
         self._show(SettingsScreen())
 
     def action_loaded(self) -> None:
-        from localchat.tui.screens.loaded import LoadedModelScreen
-
         self.push_screen(LoadedModelScreen())
 
     async def action_new_chat(self) -> None:
@@ -316,20 +377,16 @@ def _load_settings(
 
 
 def _default_loader() -> Loader:
-    from localchat.tui.services import open_model_loader
+    from localchat.tui.services import open_model
 
-    return open_model_loader
+    return open_model
 
 
-def _progress_text(event: Any) -> str:
-    stage = getattr(event, "stage", "")
-    done = getattr(event, "overall_bytes_done", None)
-    total = getattr(event, "overall_bytes_total", None)
-    if stage == "download" and done is not None and total:
-        speed = getattr(event, "speed_bytes_per_s", 0.0) or 0.0
-        eta = format_eta(getattr(event, "eta_s", None))
+def _progress_text(event: PullProgress) -> str:
+    if event.stage == "download" and event.overall_bytes_total:
         return (
-            f"downloading {format_size(done)} / {format_size(total)}"
-            f" · {format_size(speed)}/s · ETA {eta}"
+            f"downloading {format_size(event.overall_bytes_done)}"
+            f" / {format_size(event.overall_bytes_total)}"
+            f" · {format_size(event.speed_bytes_per_s)}/s · ETA {format_eta(event.eta_s)}"
         )
-    return f"{stage}…" if stage else "loading…"
+    return f"{event.stage}…"

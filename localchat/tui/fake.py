@@ -69,13 +69,18 @@ class ScriptedModel:
         self.last_stats = GenerationStats()
         self.calls: list[list[Message]] = []
         self.closed = False
-        self.plan_summary: dict[str, Any] = {
+        self.engine_label = "in-process scripted model"
+        self.system_prompt: str | None = None
+        self.plan_summary: dict[str, Any] = {  # the shape of LoadedModel.plan_summary
             "n_gpu_layers": 0,
             "n_layers": 18,
             "n_ctx": n_ctx,
-            "memory": {"CPU": 300 * 2**20},
+            "devices": [{"device": "CPU", "total": 300 * 2**20}],
             "load_s": 0.01,
         }
+
+    def default_sampling(self) -> SamplingParams:
+        return SamplingParams()
 
     def _tokens_for(self, messages: Sequence[Message]) -> list[str]:
         if self.tokens is not None:
@@ -92,10 +97,11 @@ class ScriptedModel:
 
     def _generate(self, messages: list[Message], sampling: SamplingParams | None) -> Iterator[str]:
         tokens = self._tokens_for(messages)
-        if sampling is not None and sampling.max_tokens is not None:
-            tokens = tokens[: sampling.max_tokens]
+        finish_reason = "stop"
+        if sampling is not None and sampling.max_tokens and len(tokens) > sampling.max_tokens:
+            tokens, finish_reason = tokens[: sampling.max_tokens], "length"
         prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
-        stats = GenerationStats(prompt_tokens=prompt_tokens, finish_reason="stop")
+        stats = GenerationStats(prompt_tokens=prompt_tokens, finish_reason=finish_reason)
         self.last_stats = stats
         start = time.perf_counter()
         first = start + self.first_token_delay_s

@@ -1,19 +1,30 @@
 """Everything the app asks of the rest of localchat, in one place and without Textual.
 
-Each function imports its package lazily and degrades (``None``, "unknown") when a piece
-is not there yet, so the screens work on a partial install and light up as it fills in.
+The engine is reached only through ``localchat.api``; the Models screen's rows come from
+the catalog, the store, the planner and the hub.  Heavy packages are imported inside the
+functions that need them, so the chat opens without loading the planner or the hub.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from localchat.errors import LocalchatError
 from localchat.units import format_bytes as format_size
-from localchat.units import format_eta  # noqa: F401
+from localchat.units import format_eta
 
-Loader = Callable[..., Any]
+if TYPE_CHECKING:
+    from localchat.api import LoadedModel
+    from localchat.hardware.types import Hardware
+    from localchat.hub import ProgressCallback
+    from localchat.planner import Plan
+    from localchat.store import LocalModel
+
+__all__ = ["Fit", "Loader", "ModelRow", "PullCancelled", "format_eta", "format_size"]
+
+Loader = Callable[..., Any]  # ``open_model``'s signature; tests pass a scripted one
 
 
 class PullCancelled(Exception):
@@ -37,27 +48,29 @@ class ModelRow:
     fit: Fit = Fit("unknown")
 
 
-def open_model_loader(model: str | None = None, **options: Any) -> Any:
-    """``localchat.api.open_model`` with the options this version of it accepts."""
+def open_model(model: str | None = None, **options: Any) -> LoadedModel:
+    """``localchat.api.open_model`` for the app: llama.cpp's native stderr is left alone,
+    because Textual draws on the terminal's stderr."""
     from localchat import api
 
-    # Textual draws on the terminal's stderr: never point fd 2 at a log file while loading.
-    options.setdefault("capture_native_stderr", False)
-    accepted = getattr(api, "OpenOptions", None)
-    fields = getattr(accepted, "__dataclass_fields__", None)
-    if fields is not None:
-        options = {k: v for k, v in options.items() if k in fields}
-    return api.open_model(model, **options)
+    return api.open_model(model, capture_native_stderr=False, **options)
 
 
-def catalog_rows(*, with_fit: bool = False) -> list[ModelRow]:
-    """One row per catalog model and quant (GGUF and pip-delivered); fit badges on request."""
+def cancel_loads() -> None:
+    """Stop a model load under way (the app is quitting)."""
+    from localchat import api
+
+    api.cancel_loads()
+
+
+def catalog_rows() -> list[ModelRow]:
+    """One row per catalog model and quant (GGUF and pip-delivered), then the models on
+    disk that the catalog does not name.  Fit badges come later (``with_fit``)."""
     from localchat.catalog import load_catalog
 
     rows: list[ModelRow] = []
-    catalog = load_catalog()
-    hardware = detect_hardware_or_none() if with_fit else None
-    for entry in catalog.entries.values():
+    paths_on_disk: set[str] = set()
+    for entry in load_catalog().entries.values():
         quants: list[tuple[str, int | None]] = []
         if entry.gguf is not None:
             quants += [(q.quant, q.size_bytes) for q in entry.gguf.quants.values()]
@@ -65,39 +78,24 @@ def catalog_rows(*, with_fit: bool = False) -> list[ModelRow]:
             quants.append((entry.pip.quant, entry.pip.size_bytes))
         for quant, size in quants:
             key = f"{entry.name}:{quant}"
-            rows.append(
-                ModelRow(
-                    key=key,
-                    name=entry.name,
-                    quant=quant,
-                    size_bytes=size,
-                    description=entry.description,
-                    on_disk=is_on_disk(key),
-                    fit=fit_for(key, hardware) if with_fit else Fit("unknown"),
-                )
-            )
-    return rows + local_rows(_paths_on_disk(rows), {row.key.lower() for row in rows})
-
-
-def _paths_on_disk(rows: list[ModelRow]) -> set[str]:
-    paths = set()
-    for row in rows:
-        if row.on_disk:
-            local = find_local(row.key)
+            local = find_local(key)
             if local is not None:
-                paths.add(str(local.path))
-    return paths
+                paths_on_disk.add(str(local.path))
+            on_disk = local is not None
+            rows.append(ModelRow(key, entry.name, quant, size, entry.description, on_disk))
+    return rows + local_rows(paths_on_disk, {row.key.lower() for row in rows})
 
 
 def hub_rows(repo: str) -> list[ModelRow]:
-    """Quants of a typed-in ``owner/repo``, listed from the hub ([] when it cannot be)."""
-    try:
-        from localchat.hub.client import fetch_listing
-        from localchat.hub.resolve import group_gguf_files, remote_files
+    """Quants of a typed-in ``owner/repo``, listed from the hub ([] when it cannot be:
+    offline, unknown repo, no GGUF files)."""
+    from localchat.hub.client import fetch_listing
+    from localchat.hub.resolve import group_gguf_files, remote_files
 
+    try:
         _commit, entries = fetch_listing(repo, "main")
         groups = group_gguf_files(remote_files(entries))
-    except Exception:
+    except LocalchatError:
         return []
     return [
         ModelRow(
@@ -107,105 +105,82 @@ def hub_rows(repo: str) -> list[ModelRow]:
     ]
 
 
-def with_fit(row: ModelRow, hardware: Any, *, offline: bool = True) -> ModelRow:
-    from dataclasses import replace
-
+def with_fit(row: ModelRow, hardware: Hardware, *, offline: bool = True) -> ModelRow:
     return replace(row, fit=fit_for(row.key, hardware, offline=offline))
 
 
 def is_on_disk(key: str) -> bool:
-    try:
-        return find_local(key) is not None
-    except Exception:
-        return False
+    return find_local(key) is not None
 
 
-def find_local(key: str) -> Any:
+def find_local(key: str) -> LocalModel | None:
+    """The model's files on disk; None when absent or when ``key`` names no model."""
     from localchat.catalog import load_catalog
     from localchat.reference import parse_model_ref
     from localchat.store import find_local as store_find_local
 
-    return store_find_local(parse_model_ref(key, load_catalog()))
-
-
-def detect_hardware_or_none() -> Any:
     try:
-        from localchat.hardware import detect_hardware
-
-        return detect_hardware()
-    except Exception:
+        return store_find_local(parse_model_ref(key, load_catalog()))
+    except LocalchatError:
         return None
 
 
-def fit_for(key: str, hardware: Any, *, offline: bool = True) -> Fit:
+def detect_hardware() -> Hardware:
+    from localchat.hardware import detect_hardware as detect
+
+    return detect()
+
+
+def fit_for(key: str, hardware: Hardware | None, *, offline: bool = True) -> Fit:
     """The planner's verdict for this machine, or "unknown" when it cannot say."""
-    plan = plan_for(key, hardware, offline=offline)
+    plan = plan_for(key, hardware, offline=offline) if hardware is not None else None
     return fit_from_plan(plan) if plan is not None else Fit("unknown")
 
 
-def plan_for(key: str, hardware: Any, *, offline: bool = True) -> Any:
+def plan_for(key: str, hardware: Hardware, *, offline: bool = True) -> Plan | None:
     """The planner's plan: local headers or catalog figures, or (``offline=False``) the
-    remote GGUF headers read by HTTP Range."""
-    if hardware is None:
-        return None
-    try:
-        from localchat import planner
-        from localchat.catalog import load_catalog
-        from localchat.reference import parse_model_ref
+    remote GGUF headers read by HTTP Range.  None when the planner cannot plan it."""
+    from localchat import planner
+    from localchat.catalog import load_catalog
+    from localchat.reference import parse_model_ref
 
+    try:
         ref = parse_model_ref(key, load_catalog())
         return planner.plan_reference(ref, hardware, offline=offline)
-    except Exception:
+    except LocalchatError:
         return None
 
 
-def fit_from_plan(plan: Any) -> Fit:
-    fits = getattr(plan, "fits", True)
-    gpu = getattr(plan, "n_gpu_layers", None)
-    total = getattr(plan, "n_layers", None)
+def fit_from_plan(plan: Plan) -> Fit:
     detail = describe_plan(plan)
-    if not fits:
+    if not plan.fits:
         return Fit("does not fit", detail)
-    if gpu is None or total is None:
-        return Fit("fits", detail)
-    if gpu <= 0:
+    if plan.n_gpu_layers <= 0:
         return Fit("CPU only", detail)
-    if gpu >= total:  # llama.cpp counts n_layers + 1 for "everything, output included"
+    if plan.full_offload:
         return Fit("full GPU", detail)
-    return Fit(f"partial {gpu}/{total}", detail)
+    return Fit(f"partial {plan.gpu_layers_text}", detail)
 
 
-def describe_plan(plan: Any) -> str:
+def describe_plan(plan: Plan | None) -> str:
     """The plan for the details pane: quant, layers, context, memory per device, reasons."""
     if plan is None:
         return "No plan (the planner could not read this model)."
-    lines = [
-        f"plan: {getattr(plan, 'quant', '?')} · ctx {getattr(plan, 'n_ctx', '?')}"
-        f" · GPU layers {getattr(plan, 'n_gpu_layers', '?')}/{getattr(plan, 'n_layers', '?')}",
-    ]
-    for device in getattr(plan, "devices", ()) or ():
-        total = getattr(device, "total_bytes", None)
-        lines.append(f"  {getattr(device, 'device', '?')}: {format_size(total)}")
-    speed = getattr(plan, "predicted_tok_s", None)
-    if speed:
-        lines.append(f"  about {speed:.0f} tok/s predicted")
-    lines += [f"- {reason}" for reason in getattr(plan, "reasons", None) or []]
+    lines = [f"plan: {plan.quant} · ctx {plan.n_ctx} · GPU layers {plan.gpu_layers_text}"]
+    lines += [f"  {device.device}: {format_size(device.total_bytes)}" for device in plan.devices]
+    if plan.predicted_tok_s:
+        lines.append(f"  about {plan.predicted_tok_s:.0f} tok/s predicted")
+    lines += [f"- {reason}" for reason in plan.reasons]
     return "\n".join(lines)
 
 
-def pull(key: str, progress: Callable[[Any], None]) -> Any:
+def pull(key: str, progress: ProgressCallback) -> LocalModel:
     """Download a model with progress events; raise ``PullCancelled`` from ``progress``."""
     from localchat import hub
     from localchat.catalog import load_catalog
-    from localchat.errors import DownloadFailed
     from localchat.reference import parse_model_ref
 
-    pull_fn = getattr(hub, "pull", None)
-    if pull_fn is None:
-        raise DownloadFailed(
-            "downloads are not available in this build", hint="use `localchat pull`"
-        )
-    return pull_fn(parse_model_ref(key, load_catalog()), progress=progress)
+    return hub.pull(parse_model_ref(key, load_catalog()), progress=progress)
 
 
 def remove(key: str) -> bool:
@@ -225,14 +200,10 @@ def remove(key: str) -> bool:
 
 def local_rows(known_paths: set[str], known_keys: Collection[str] = ()) -> list[ModelRow]:
     """Models on disk that the catalog rows do not cover (other HF repos, local files)."""
-    try:
-        from localchat import store
+    from localchat import store
 
-        installed = store.list_local()
-    except Exception:
-        return []
     rows = []
-    for model in installed:
+    for model in store.list_local():
         quant = model.quant or "?"
         if model.path in known_paths or model.format != "gguf" or model.source == "pip":
             continue

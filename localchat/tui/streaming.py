@@ -13,10 +13,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from localchat.engine.base import GenerationStats, Message, SamplingParams
+from localchat.errors import LocalchatError
+from localchat.formats.base import ReplyParser, ReplyPart
 from localchat.history import ReplyRecorder
+
+if TYPE_CHECKING:
+    from localchat.api import LoadedModel
 
 OUTPUT_KINDS = ("output", "text")  # shown as the reply; anything else is folded away
 
@@ -69,9 +74,10 @@ def coalesce(parts: Sequence[Part]) -> list[Part]:
     return merged
 
 
-def split_reply(parser_factory: Callable[[], Any] | None, text: str) -> list[Part]:
-    """A whole stored reply as parts (for replies reopened from history)."""
-    parser = parser_factory() if parser_factory else None
+def split_reply(model: LoadedModel | None, text: str) -> list[Part]:
+    """A whole stored reply as parts, split by ``model``'s format (replies reopened from
+    history; with no model loaded, all of it is text)."""
+    parser = model.reply_parser() if model is not None else None
     if parser is None:
         return [Part("text", text)] if text else []
     parts = [_part(p) for p in parser.feed(text)] + [_part(p) for p in parser.finish()]
@@ -79,7 +85,7 @@ def split_reply(parser_factory: Callable[[], Any] | None, text: str) -> list[Par
 
 
 def run_generation(
-    model: Any,
+    model: LoadedModel,
     messages: Sequence[Message],
     sampling: SamplingParams | None,
     recorder: ReplyRecorder,
@@ -88,11 +94,12 @@ def run_generation(
 ) -> Outcome:
     """Stream one reply.  Never raises: errors come back in ``Outcome.error``."""
     started = time.perf_counter()
-    parser = _make_parser(model)
+    parser: ReplyParser | None = None
     cancelled = False
     error: BaseException | None = None
     stream = None
     try:
+        parser = model.reply_parser()
         stream = model.stream_chat(list(messages), sampling)
         for piece in stream:
             if is_cancelled():
@@ -107,7 +114,7 @@ def run_generation(
     except Exception as exc:  # the UI turns it into a notification
         error = exc
     finally:
-        if stream is not None and hasattr(stream, "close"):
+        if stream is not None:
             stream.close()
     stats = _final_stats(model, cancelled)
     message_id = None
@@ -139,55 +146,39 @@ def format_stats(stats: dict[str, Any] | GenerationStats | None) -> str:
         bits.append(f"{stats['decode_tokens_per_s']:.1f} tok/s")
     if stats.get("completion_tokens"):
         bits.append(f"{stats['completion_tokens']} tokens")
-    if stats.get("finish_reason") == "cancelled":
+    reason = stats.get("finish_reason")
+    if reason == "cancelled":
         bits.append("stopped")
-    elif stats.get("finish_reason") == "length":
-        bits.append("hit max tokens")
+    elif reason == "length":  # the reply did not end by itself: say so, and how to change it
+        bits.append("⚠ cut at the max-token limit (F4: Max tokens)")
+    elif reason == "repetition":
+        bits.append("⚠ stopped: the reply was repeating itself")
     return " · ".join(bits)
 
 
-def _make_parser(model: Any) -> Any:
-    factory = getattr(model, "reply_parser", None)
-    try:
-        return factory() if factory else None
-    except Exception:  # a format without a parser must not stop the chat
-        return None
-
-
-def _parse(parser: Any, piece: str) -> list[Part]:
+def _parse(parser: ReplyParser | None, piece: str) -> list[Part]:
     if parser is None:
         return [Part("text", piece)]
     return [_part(p) for p in parser.feed(piece)]
 
 
-def _part(raw: Any) -> Part:
-    return Part(str(getattr(raw, "kind", "text")), str(getattr(raw, "text", "")))
+def _part(raw: ReplyPart) -> Part:
+    return Part(raw.kind, raw.text)
 
 
-def _final_stats(model: Any, cancelled: bool) -> GenerationStats | None:
+def _final_stats(model: LoadedModel, cancelled: bool) -> GenerationStats:
+    stats = model.last_stats
+    return dataclasses.replace(stats, finish_reason="cancelled") if cancelled else stats
+
+
+def _stats_dict(stats: GenerationStats, model: LoadedModel) -> dict[str, Any]:
+    return {**dataclasses.asdict(stats), "model": model.name}
+
+
+def count_context(model: LoadedModel, messages: Sequence[Message]) -> int:
+    """Tokens the conversation takes, by the model's own tokenizer and chat format (0 when
+    the format refuses to render it)."""
     try:
-        stats = model.last_stats
-    except Exception:
-        return None
-    if stats is not None and cancelled:
-        stats = dataclasses.replace(stats, finish_reason="cancelled")
-    return stats
-
-
-def _stats_dict(stats: GenerationStats | None, model: Any) -> dict[str, Any] | None:
-    if stats is None:
-        return None
-    data = dataclasses.asdict(stats)
-    data["model"] = getattr(model, "name", None)
-    return data
-
-
-def count_context(model: Any, messages: Sequence[Message]) -> int:
-    """Tokens the conversation takes, by the model's own tokenizer (0 when unknown)."""
-    try:
-        render = getattr(model, "render_prompt", None)
-        if callable(render):
-            return int(model.count_tokens(render(list(messages))))
-        return sum(int(model.count_tokens(m.content)) for m in messages)
-    except Exception:
+        return model.count_tokens(model.render_prompt(list(messages)))
+    except LocalchatError:
         return 0

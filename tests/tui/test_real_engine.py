@@ -8,7 +8,7 @@ import pytest
 
 from localchat.settings import Settings
 from localchat.tui.app import LocalchatApp
-from localchat.tui.services import open_model_loader
+from localchat.tui.services import open_model
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.status import ContextMeter
 from tests.tui.conftest import type_text, wait_for
@@ -19,10 +19,9 @@ pytestmark = [pytest.mark.llama, pytest.mark.slow, pytest.mark.asyncio]
 @pytest.fixture
 def real_app(gemma_path: Path, store, tmp_path: Path) -> LocalchatApp:
     pytest.importorskip("llama_cpp")
-    pytest.importorskip("localchat.api")
     return LocalchatApp(
         model=str(gemma_path),
-        loader=open_model_loader,
+        loader=open_model,
         store=store,
         settings=Settings(temperature=0.0, max_tokens=24, context_size=2048),
         settings_path=tmp_path / "settings.toml",

@@ -9,6 +9,7 @@ import pytest
 from textual.widgets import DataTable, Input
 
 from localchat.errors import DownloadFailed
+from localchat.hub.progress import PullProgress
 from localchat.settings import Settings
 from localchat.tui import services
 from localchat.tui.screens.history import HistoryScreen
@@ -170,13 +171,17 @@ async def test_models_filter(make_app, monkeypatch) -> None:
         assert table.row_count == 1
 
 
-class FakeProgress:
-    def __init__(self, done: int) -> None:
-        self.stage = "download"
-        self.overall_bytes_done = done
-        self.overall_bytes_total = 1000
-        self.speed_bytes_per_s = 100.0
-        self.eta_s = (1000 - done) / 100
+def progress_event(done: int) -> PullProgress:
+    return PullProgress(
+        file="m.gguf",
+        stage="download",
+        bytes_done=done,
+        bytes_total=1000,
+        speed_bytes_per_s=100.0,
+        eta_s=(1000 - done) / 100,
+        overall_bytes_done=done,
+        overall_bytes_total=1000,
+    )
 
 
 async def test_models_pull_progress_and_cancel(make_app, monkeypatch) -> None:
@@ -187,9 +192,9 @@ async def test_models_pull_progress_and_cancel(make_app, monkeypatch) -> None:
     pulled: list[str] = []
 
     def fake_pull(key, progress):
-        progress(FakeProgress(300))
+        progress(progress_event(300))
         release.wait(5)
-        progress(FakeProgress(600))  # raises PullCancelled once Esc was pressed
+        progress(progress_event(600))  # raises PullCancelled once Esc was pressed
         pulled.append(key)
 
     monkeypatch.setattr(services, "pull", fake_pull)
@@ -198,7 +203,7 @@ async def test_models_pull_progress_and_cancel(make_app, monkeypatch) -> None:
         await pilot.press("f2")
         table = app.screen.query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 3)
-        await pilot.press("down", "p")
+        await pilot.press("down", "ctrl+g")
         label = app.screen.query_one("#pull-label")
         await wait_for(pilot, lambda: "300 B / 1.0 kB" in str(label.render()))
         assert "ETA 00:07" in str(label.render())
@@ -222,7 +227,7 @@ async def test_models_pull_failure_is_a_notification(make_app, monkeypatch) -> N
         await pilot.press("f2")
         table = app.screen.query_one(DataTable)
         await wait_for(pilot, lambda: table.row_count == 3)
-        await pilot.press("p")
+        await pilot.press("ctrl+g")
         await wait_for(pilot, lambda: bool(app._notifications))
         assert any("check your network" in n.message for n in app._notifications)
 
@@ -235,7 +240,7 @@ async def test_loaded_model_panel(make_app) -> None:
         assert isinstance(app.screen, LoadedModelScreen)
         table = app.screen.query_one(DataTable)
         fields = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
-        assert fields[:5] == ["model", "quant", "file", "context", "layers on GPU"]
+        assert fields[:6] == ["model", "quant", "engine", "file", "context", "layers on GPU"]
         await pilot.press("u")
         await pilot.pause()
         assert app.model is None and app.loads.models[0].closed

@@ -2,49 +2,61 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import replace
+from typing import Any
 
 import pytest
 
+from localchat.planner import DeviceMemory, Plan
 from localchat.tui import services
 from localchat.tui.fake import ScriptedModel
 from localchat.tui.screens.loaded import loaded_rows
 
 
-@dataclass
-class FakeDevice:
-    device: str
-    total_bytes: int
-
-
-@dataclass
-class FakePlan:
-    fits: bool = True
-    n_gpu_layers: int = 0
-    n_layers: int = 32
-    quant: str = "Q4_K_M"
-    n_ctx: int = 8192
-    predicted_tok_s: float = 12.0
-    devices: tuple = (FakeDevice("GPU0", 6_000_000_000), FakeDevice("CPU", 2_000_000_000))
-    reasons: list = field(default_factory=lambda: ["chose Q4_K_M: the best quality that fits"])
+def make_plan(**changes: Any) -> Plan:
+    """A real planner ``Plan`` (the app reads it as the CLI does)."""
+    plan = Plan(
+        model="m",
+        quant="Q4_K_M",
+        files=("m.gguf",),
+        n_layers=32,
+        n_gpu_layers=0,
+        n_ctx=8192,
+        type_k="f16",
+        type_v="f16",
+        flash_attn=False,
+        n_batch=512,
+        n_ubatch=512,
+        devices=(
+            DeviceMemory("GPU0", 5_000_000_000, 800_000_000, 200_000_000),
+            DeviceMemory("CPU", 2_000_000_000, 0, 0),
+        ),
+        budgets_bytes={},
+        predicted_tok_s=12.0,
+        fits=True,
+        source="header",
+        reasons=["chose Q4_K_M: the best quality that fits"],
+    )
+    return replace(plan, **changes)
 
 
 @pytest.mark.parametrize(
     "plan, badge",
     [
-        (FakePlan(), "CPU only"),
-        (FakePlan(n_gpu_layers=20), "partial 20/32"),
-        (FakePlan(n_gpu_layers=33), "full GPU"),
-        (FakePlan(fits=False), "does not fit"),
+        (make_plan(), "CPU only"),
+        (make_plan(n_gpu_layers=20), "partial 20/33"),  # as `localchat plan` counts
+        (make_plan(n_gpu_layers=32), "partial 32/33"),  # the output layer is still on the CPU
+        (make_plan(n_gpu_layers=33), "full GPU"),
+        (make_plan(fits=False), "does not fit"),
     ],
 )
-def test_fit_badges(plan: FakePlan, badge: str) -> None:
+def test_fit_badges(plan: Plan, badge: str) -> None:
     assert services.fit_from_plan(plan).badge == badge
 
 
 def test_describe_plan() -> None:
-    text = services.describe_plan(FakePlan(n_gpu_layers=20))
-    assert "ctx 8192 · GPU layers 20/32" in text
+    text = services.describe_plan(make_plan(n_gpu_layers=20))
+    assert "ctx 8192 · GPU layers 20/33" in text  # the same count as `localchat plan`
     assert "GPU0: 6.0 GB" in text and "about 12 tok/s" in text
     assert "- chose Q4_K_M" in text
     assert "could not read" in services.describe_plan(None)
@@ -79,7 +91,7 @@ def test_loaded_rows_from_a_plan_summary() -> None:
         "load_s": 1.234,
     }
     rows = dict(loaded_rows(model))
-    assert rows["layers on GPU"] == "all 18 + output"
+    assert rows["layers on GPU"] == "19/19"  # the count `localchat plan` shows
     assert rows["memory GPU0"] == "400.0 MB"
     assert rows["load time"] == "1.23 s"
 

@@ -74,9 +74,44 @@ def test_loaded_model_panel(snap_compare, make_app) -> None:
     assert snap_compare(app, terminal_size=SIZE, run_before=settle("f5"))
 
 
+# The same screens in an 80×24 terminal (issue 9, item 18): nothing cut, nothing below the fold.
+SMALL = (80, 24)
+
+
+def test_small_chat_after_a_reply(snap_compare, make_app) -> None:
+    app = make_app(fixed_stats=FIXED_STATS, tokens_per_s=0)
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle(*"Hi there", "enter"))
+
+
+def test_small_history(snap_compare, make_app, store, monkeypatch) -> None:
+    monkeypatch.setattr(history_screen, "when", lambda ts: "2026-01-01 00:00")
+    seed(store)
+    app = make_app()
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle("f3"))
+
+
+def test_small_models(snap_compare, make_app, monkeypatch) -> None:
+    monkeypatch.setattr(services, "catalog_rows", fake_rows)
+    app = make_app()
+
+    async def run_before(pilot) -> None:
+        await settle("f2")(pilot)
+        await wait_for(pilot, lambda: pilot.app.screen.query_one("DataTable").row_count == 3)
+        await pilot.press("down")
+        await pilot.pause(0.1)
+
+    assert snap_compare(app, terminal_size=SMALL, run_before=run_before)
+
+
+def test_small_settings(snap_compare, make_app) -> None:
+    app = make_app()
+    assert snap_compare(app, terminal_size=SMALL, run_before=settle("f4"))
+
+
 @pytest.fixture(autouse=True)
 def _no_blink(monkeypatch) -> None:
-    """The prompt's cursor must not blink mid-snapshot."""
-    from textual.widgets import TextArea
+    """Text cursors (the prompt, a focused field) must not blink mid-snapshot."""
+    from textual.widgets import Input, TextArea
 
     monkeypatch.setattr(TextArea, "cursor_blink", False)
+    monkeypatch.setattr(Input, "cursor_blink", False)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from localchat.engine.base import Message
-from localchat.errors import EngineError
+from localchat.errors import EngineError, TemplateRejected
 from localchat.history import HistoryStore
 from localchat.settings import Settings
 from localchat.tui.fake import ScriptedModel, split_tokens
@@ -118,10 +118,18 @@ def test_format_stats_and_count_context() -> None:
             "finish_reason": "length",
         }
     )
-    assert text == "TTFT 0.12 s · 41.2 tok/s · 7 tokens · hit max tokens"
+    assert text == (
+        "TTFT 0.12 s · 41.2 tok/s · 7 tokens · ⚠ cut at the max-token limit (F4: Max tokens)"
+    )
+    assert "repeating itself" in format_stats({"finish_reason": "repetition"})
     model = ScriptedModel()
     assert count_context(model, [Message("user", "a b")]) > 0
-    assert count_context(object(), [Message("user", "a")]) == 0
+
+    class Refusing(ScriptedModel):
+        def render_prompt(self, messages):
+            raise TemplateRejected("this template takes no system message")
+
+    assert count_context(Refusing(), [Message("user", "a")]) == 0
 
 
 def test_code_blocks() -> None:

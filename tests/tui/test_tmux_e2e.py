@@ -67,7 +67,7 @@ def _quote(text: str) -> str:
 def start_app(localchat_home: Path):
     sessions: list[Tmux] = []
 
-    def start(*args: str, fake: bool) -> Tmux:
+    def start(*args: str, fake: bool, size: tuple[int, int] = (100, 30)) -> Tmux:
         env = {
             "LOCALCHAT_HOME": str(localchat_home),
             "PYTHONPATH": str(REPO),
@@ -76,7 +76,7 @@ def start_app(localchat_home: Path):
         }
         if fake:
             env["LOCALCHAT_FAKE_ENGINE"] = "1"
-        session = Tmux([sys.executable, "-m", "localchat", *args], env, (100, 30))
+        session = Tmux([sys.executable, "-m", "localchat", *args], env, size)
         sessions.append(session)
         return session
 
@@ -106,6 +106,29 @@ def test_question_and_reply_in_tmux(start_app, localchat_home: Path) -> None:
         conversation = store.latest_conversation()
         assert conversation is not None and conversation.title == "What is a GGUF file?"
         assert [m.role for m in store.messages(conversation.id)] == ["user", "assistant"]
+
+
+def test_80x24_terminal_shows_whole_screens(start_app) -> None:
+    """In a real 80×24 terminal: whole footers, every Models column, the Settings form with its
+    Save button, and typing that lands in the filter and the first field."""
+    app = start_app(fake=True, size=(80, 24))
+    screen = app.wait_for(lambda s: "Message (Enter sends)" in s, timeout=30)
+    footer = screen.rstrip("\n").splitlines()[-1]
+    assert "f4 Settings" in footer and "^p palette" in footer, footer
+    app.keys("F2")
+    screen = app.wait_for(lambda s: "On disk" in s and "GB" in s, timeout=60)
+    assert "Fit" in screen
+    app.keys("gemma-3-2", literal=True)  # typed on the list: it goes to the filter
+    screen = app.wait_for(
+        lambda s: "gemma-3-2" in s.splitlines()[2] and "gemma-3-270m   " in s, timeout=10
+    )  # the whole text reached the filter line (keys arrive one by one)
+    assert "huozi3" not in screen
+    app.keys("Escape")
+    app.keys("F4")
+    screen = app.wait_for(lambda s: "Save" in s and "Theme" in s, timeout=10)
+    app.keys("my-model", literal=True)  # the first field has the focus
+    app.wait_for(lambda s: "Default model  my-model" in s, timeout=10)
+    app.keys("C-q")
 
 
 @pytest.mark.llama

@@ -119,7 +119,7 @@ def test_gemma_270m_base_model_uses_question_answer_completion() -> None:
     fmt = resolve_format(load_catalog().get("gemma-3-270m"), {"general.architecture": "gemma3"})
     spec = fmt.prompt([Message("system", "Be brief."), Message("user", "Hi")])
     assert spec.text == "Be brief.\nQuestion: Hi\nAnswer:"
-    assert not spec.has_bos and spec.stop_strings == ("\nQuestion:",)
+    assert not spec.has_bos and spec.stop_strings == ("\nQuestion:", "\nAnswer:")
 
 
 def test_gemma_family_default_uses_gemma_turns() -> None:

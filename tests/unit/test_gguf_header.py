@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import struct
-import time
 from pathlib import Path
 
 import pytest
@@ -49,14 +48,11 @@ def test_token_text_by_id(mixtral_q4_0_gguf: Path) -> None:
     assert texts == {57001: "<|endofutterance|>", 57000: "<|beginofutterance|>", 2: "</s>"}
 
 
-def test_real_gemma_header_is_fast(gemma_path: Path) -> None:
-    started = time.perf_counter()
-    meta = read_gguf_metadata(gemma_path)
-    elapsed_s = time.perf_counter() - started
+def test_real_gemma_header(gemma_path: Path) -> None:
+    meta = read_gguf_metadata(gemma_path)  # its speed is measured in bench/, not asserted
     assert meta["general.architecture"] == "gemma3"
     assert meta["tokenizer.bos_token"] == "<bos>"
     assert meta["tokenizer.eos_token"] == "<eos>"
-    assert elapsed_s < 1.0
 
 
 def test_corrupt_files_raise_one_line(corrupt_gguf: Path) -> None:
@@ -68,9 +64,11 @@ def test_corrupt_files_raise_one_line(corrupt_gguf: Path) -> None:
 
 def test_truncated_tensor_data_is_caught(tiny_gguf: Path, tmp_path: Path) -> None:
     cut = corrupt_truncated(tmp_path / "cut.gguf", tiny_gguf, tiny_gguf.stat().st_size - 1)
-    read_gguf_header(cut)  # the header itself is intact
+    parse_header(BytesSource(cut.read_bytes(), "cut.gguf"))  # the header itself is intact
     with pytest.raises(CorruptModelFile, match="truncated"):
         validate_gguf(cut)
+    with pytest.raises(CorruptModelFile, match="truncated"):  # show and plan read this
+        read_gguf_header(cut)
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from localchat.errors import ConfigError
 from localchat.gguf import read_gguf
 from localchat.planner.memory import (
     MiB,
@@ -44,7 +45,7 @@ def test_kv_row_bytes() -> None:
     assert kv_row_bytes("f16", 1024) == 2048
     assert kv_row_bytes("q8_0", 1024) == 1088
     assert kv_row_bytes("q4_0", 1024) == 576
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="unknown KV cache type"):  # exit 2, not "internal"
         kv_row_bytes("q3_k", 1024)
 
 

@@ -46,7 +46,7 @@ WELCOME = (
 class ChatScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop", show=True),
-        Binding("ctrl+r", "regenerate", "Regenerate"),
+        Binding("ctrl+r", "regenerate", "Regenerate", show=False),  # also r on a reply
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
 
@@ -91,7 +91,7 @@ class ChatScreen(Screen[None]):
             yield Markdown(WELCOME, id="welcome")
         yield StatusBar(id="status")
         yield PromptInput(id="prompt", placeholder="Message (Enter sends)")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#messages", VerticalScroll).anchor()
@@ -101,6 +101,8 @@ class ChatScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "stop":
             return self.generating or self.editing_id is not None
+        if action in ("new_chat", "regenerate"):  # hidden while a reply runs (they would wait)
+            return not self.generating
         return True
 
     # ------------------------------------------------------------------ model state
@@ -112,9 +114,11 @@ class ChatScreen(Screen[None]):
             status.set_model("no model" if app.loading_text else "no model (F2 to pick one)")
             status.meter.n_ctx = 0
             return
-        quant = f" {model.quant}" if getattr(model, "quant", None) else ""
-        status.set_model(f"{model.name}{quant}")
-        status.meter.n_ctx = int(getattr(model, "n_ctx", 0) or 0)
+        quant = f" {model.quant}" if model.quant else ""
+        engine = getattr(model, "engine_label", "")  # shown when a server runs the model
+        where = f" · {engine}" if engine and not engine.startswith("in-process") else ""
+        status.set_model(f"{model.name}{quant}{where}")
+        status.meter.n_ctx = model.n_ctx
         self.count_context_later()
 
     def set_state(self, text: str) -> None:
@@ -148,8 +152,7 @@ class ChatScreen(Screen[None]):
     def _view_for(self, message: StoredMessage) -> MessageView:
         if message.role != "assistant":
             return MessageView(message.role, message.content, message_id=message.id)
-        parser = getattr(self.lc_app.model, "reply_parser", None)
-        parts = split_reply(parser, message.content)
+        parts = split_reply(self.lc_app.model, message.content)
         output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
         thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
         stats = format_stats(message.stats) or ("" if message.finished else "interrupted")
@@ -284,8 +287,7 @@ class ChatScreen(Screen[None]):
             await view.remove()
             return
         view.message_id = outcome.message_id
-        parser = getattr(self.lc_app.model, "reply_parser", None)
-        parts = split_reply(parser, outcome.text)
+        parts = split_reply(self.lc_app.model, outcome.text)
         output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
         thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
         await view.finish(output, thinking, format_stats(outcome.stats))

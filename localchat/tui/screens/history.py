@@ -6,14 +6,24 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label
 
 from localchat.history import Conversation
 from localchat.tui.screens.dialogs import ConfirmDialog, TextDialog
+from localchat.tui.screens.listing import FilteredListScreen
+
+# Fixed column widths; the title takes what is left (DataTable pads each cell by 1 on each side).
+FIXED_COLUMNS = (("model", "Model", 18), ("count", "Msgs", 4), ("when", "Last active", 16))
+MIN_TITLE_WIDTH = 16
+TABLE_CHROME = 4  # the table's side margins and its scrollbar
+
+
+def title_width(screen_width: int) -> int:
+    fixed = sum(width + 2 for _key, _label, width in FIXED_COLUMNS)
+    return max(MIN_TITLE_WIDTH, screen_width - TABLE_CHROME - fixed - 2)
 
 
 def when(timestamp: float) -> str:
@@ -26,42 +36,65 @@ def export_dir() -> Path:
     return data_dir() / "exports"
 
 
-class HistoryScreen(Screen[None]):
+class HistoryScreen(FilteredListScreen):
+    FILTER_ID = "search"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "app.pop_screen", "Back"),
-        Binding("enter", "open", "Open", show=True),
+        Binding("enter", "open", "Open", priority=True),  # from the list or the search
         Binding("ctrl+e", "rename", "Rename"),
-        Binding("ctrl+d", "delete", "Delete"),
-        Binding("ctrl+x", "export", "Export .md"),
-        Binding("ctrl+f", "focus_search", "Search"),
+        Binding("ctrl+d", "delete", "Delete", priority=True),  # before the search's delete-right
+        Binding("ctrl+x", "export", "Export"),
     ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._title_width = 0
+        self._search: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Label("History", classes="screen-title")
-        yield Input(placeholder="Search titles and messages…", id="search")
+        yield Input(placeholder="Type to search titles and messages…", id="search")
         yield DataTable(cursor_type="row", zebra_stripes=True, id="conversations")
         yield Label("", id="history-empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        table.add_column("Title", key="title", width=48)
-        table.add_column("Model", key="model", width=22)
-        table.add_column("Msgs", key="count", width=5)
-        table.add_column("Last active", key="when", width=16)
+        self._add_columns(self.app.size.width)
         self.refresh_list()
-        table.focus()
+        self.query_one(DataTable).focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        if title_width(event.size.width) != self._title_width:
+            self._add_columns(event.size.width)
+            self.refresh_list(self.query_one("#search", Input).value)
+
+    def _add_columns(self, screen_width: int) -> None:
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        self._title_width = title_width(screen_width)
+        table.add_column("Title", key="title", width=self._title_width)
+        for key, label, width in FIXED_COLUMNS:
+            table.add_column(label, key=key, width=width)
 
     @property
     def store(self) -> Any:
         return self.app.store  # type: ignore[attr-defined]
 
     def refresh_list(self, search: str | None = None) -> None:
-        conversations = self.store.list_conversations(search or None)
+        """List the conversations matching ``search``; the highlight stays on the same
+        conversation when it is still listed (by id, not by position)."""
+        search = search or None
+        conversations = self.store.list_conversations(search)
         table = self.query_one(DataTable)
+        current, position = self.selected_id(), table.cursor_row
         table.clear()
         for c in conversations:
             table.add_row(*_cells(c), key=str(c.id))
+        if current is not None and str(current) in table.rows:
+            table.move_cursor(row=table.get_row_index(str(current)))
+        elif table.row_count and search == self._search:  # deleted: the row in its place
+            table.move_cursor(row=min(position, table.row_count - 1))
+        self._search = search
         empty = self.query_one("#history-empty", Label)
         empty.update("" if conversations else _empty_text(search))
         empty.display = not conversations
@@ -69,10 +102,6 @@ class HistoryScreen(Screen[None]):
     @on(Input.Changed, "#search")
     def on_search(self, event: Input.Changed) -> None:
         self.refresh_list(event.value)
-
-    @on(Input.Submitted, "#search")
-    def on_search_submitted(self) -> None:
-        self.query_one(DataTable).focus()
 
     def selected_id(self) -> int | None:
         table = self.query_one(DataTable)
@@ -89,9 +118,6 @@ class HistoryScreen(Screen[None]):
         conversation_id = self.selected_id()
         if conversation_id is not None:
             await self.app.open_conversation(conversation_id)  # type: ignore[attr-defined]
-
-    def action_focus_search(self) -> None:
-        self.query_one("#search", Input).focus()
 
     @work
     async def action_rename(self) -> None:

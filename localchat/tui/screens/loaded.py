@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -10,31 +11,35 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
+from localchat.planner.plan import gpu_layers_text
 from localchat.tui.services import format_size
 
+if TYPE_CHECKING:
+    from localchat.api import LoadedModel
 
-def loaded_rows(model: Any) -> list[tuple[str, str]]:
-    """(field, value) rows for a loaded model."""
+
+def loaded_rows(model: LoadedModel | None) -> list[tuple[str, str]]:
+    """(field, value) rows for a loaded model: what it is, where it runs, what it holds."""
     if model is None:
         return [("model", "none loaded (F2 to pick one)")]
-    summary: dict[str, Any] = dict(getattr(model, "plan_summary", None) or {})
+    summary = model.plan_summary  # the plan, then what the backend really loaded
     rows = [
-        ("model", str(model.name)),
-        ("quant", str(getattr(model, "quant", None) or "?")),
-        ("file", _short_path(getattr(model, "path", None))),
-        ("context", f"{int(getattr(model, 'n_ctx', 0)):,} tokens"),
+        ("model", model.name),
+        ("quant", model.quant or "?"),
+        ("engine", model.engine_label),
+        ("file", _short_path(model.path)),
+        ("context", f"{model.n_ctx:,} tokens"),
         ("layers on GPU", _layers(summary)),
     ]
-    for device, size in _memory(summary).items():
-        rows.append((f"memory {device}", format_size(size)))
+    for device in summary.get("devices") or []:  # the planner's [{"device", "total"...}]
+        rows.append((f"memory {device['device']}", format_size(device["total"])))
     if summary.get("load_s") is not None:
         rows.append(("load time", f"{float(summary['load_s']):.2f} s"))
-    for note in summary.get("load_retries") or []:
-        rows.append(("note", str(note)))
+    rows += [("note", str(note)) for note in summary.get("load_retries") or []]
     return rows
 
 
-def _short_path(path: object, width: int = 48) -> str:
+def _short_path(path: Path | None, width: int = 48) -> str:
     text = str(path) if path else "?"
     return text if len(text) <= width else "…" + text[-(width - 1) :]
 
@@ -46,24 +51,7 @@ def _layers(summary: dict[str, Any]) -> str:
         return "?"
     if not gpu:
         return "0 (CPU only)"
-    if total and gpu > total:
-        return f"all {total} + output"
-    return f"{gpu}/{total}" if total else str(gpu)
-
-
-def _memory(summary: dict[str, Any]) -> dict[str, int]:
-    devices = summary.get("devices")
-    if isinstance(devices, list):  # the planner's plan: [{"device": "GPU0", "total": bytes}, ...]
-        return {
-            str(d.get("device", "?")): int(d.get("total", 0))
-            for d in devices
-            if isinstance(d, dict)
-        }
-    for key in ("memory", "memory_bytes", "memory_per_device", "device_bytes"):
-        value = summary.get(key)
-        if isinstance(value, dict):
-            return {str(k): int(v) for k, v in value.items() if isinstance(v, int | float)}
-    return {}
+    return gpu_layers_text(gpu, total) if total else str(gpu)
 
 
 class LoadedModelScreen(ModalScreen[None]):

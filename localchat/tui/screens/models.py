@@ -1,35 +1,41 @@
 """Models: the catalog and typed-in hub repos, each quant with size, fit badge and disk state.
 
-Enter loads the selected model (downloading it first when needed), ``p`` pulls it with a
-progress bar (Esc cancels; pulling again resumes), ``delete`` removes its files.
+Typing filters the list (``FilteredListScreen``).  Enter loads the highlighted model
+(downloading it first when needed), or looks up a typed ``owner/repo`` on the hub;
+ctrl+g pulls it with a progress bar (Esc cancels; pulling again resumes), ctrl+d deletes
+its files.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, ClassVar
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.markup import escape
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
-from textual.worker import get_current_worker
+from textual.worker import Worker, get_current_worker
 
 from localchat.tui import services
 from localchat.tui.screens.dialogs import ConfirmDialog
+from localchat.tui.screens.listing import FilteredListScreen
 from localchat.tui.services import ModelRow, PullCancelled
 
+if TYPE_CHECKING:
+    from localchat.hub.progress import PullProgress
 
-class ModelsScreen(Screen[None]):
+
+class ModelsScreen(FilteredListScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "back", "Back / cancel pull"),
-        Binding("enter", "load", "Load", show=True),
-        Binding("p", "pull", "Pull"),
-        Binding("delete,ctrl+d", "remove", "Delete files"),
-        Binding("ctrl+f", "focus_filter", "Filter"),
+        Binding("escape", "back", "Back"),
+        Binding("enter", "load", "Load", priority=True),  # from the list or the filter
+        Binding("ctrl+g", "pull", "Pull"),
+        Binding("ctrl+d", "remove", "Delete", priority=True),  # before the filter's delete-right
     ]
 
     class RowsReady(Message):
@@ -39,7 +45,7 @@ class ModelsScreen(Screen[None]):
             self.replace = replace
 
     class Progress(Message):
-        def __init__(self, event: Any) -> None:
+        def __init__(self, event: PullProgress) -> None:
             super().__init__()
             self.event = event
 
@@ -49,7 +55,7 @@ class ModelsScreen(Screen[None]):
             self.key = key
             self.error = error
 
-    def __init__(self, *, rows_source: Any = None) -> None:
+    def __init__(self, *, rows_source: Callable[[], list[ModelRow]] | None = None) -> None:
         super().__init__()
         self.rows: dict[str, ModelRow] = {}
         self.rows_source = rows_source or services.catalog_rows
@@ -65,7 +71,7 @@ class ModelsScreen(Screen[None]):
         with Vertical(id="pull-box"):
             yield Label("", id="pull-label")
             yield ProgressBar(total=100, show_eta=False, id="pull-bar")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -84,7 +90,8 @@ class ModelsScreen(Screen[None]):
         try:
             rows = services.hub_rows(repo) if repo else self.rows_source()
         except Exception as exc:  # a broken catalog must not close the screen
-            self.app.call_from_thread(self.app.report_error, exc, doing="reading the catalog")  # type: ignore[attr-defined]
+            doing = f"listing {repo}" if repo else "reading the catalog"
+            self.app.call_from_thread(self.app.report_error, exc, doing=doing)  # type: ignore[attr-defined]
             rows = []
         if repo and not rows:
             self.app.call_from_thread(
@@ -95,16 +102,17 @@ class ModelsScreen(Screen[None]):
             )
             rows = [ModelRow(repo, repo, "auto", None, "typed-in hub repo")]
         self.post_message(self.RowsReady(rows, replace=repo is None))
-        self._add_fits(rows, get_current_worker(), offline=repo is None)
+        try:
+            self._add_fits(rows, get_current_worker(), offline=repo is None)
+        except Exception as exc:  # the rows stay, with "unknown" fits; the log has why
+            self.app.call_from_thread(self.app.report_error, exc, doing="planning the models")  # type: ignore[attr-defined]
 
-    def _add_fits(self, rows: list[ModelRow], worker: Any, *, offline: bool) -> None:
+    def _add_fits(self, rows: list[ModelRow], worker: Worker[None], *, offline: bool) -> None:
         """Plan each row after the list is shown; post the badges in small batches."""
         pending = [row for row in rows if row.fit.badge == "unknown" and row.quant != "auto"]
         if not pending:
             return
-        hardware = services.detect_hardware_or_none()
-        if hardware is None:
-            return
+        hardware = services.detect_hardware()
         batch: list[ModelRow] = []
         for row in pending:
             if worker.is_cancelled:
@@ -124,8 +132,10 @@ class ModelsScreen(Screen[None]):
         self.show_rows(self.query_one("#filter", Input).value)
 
     def show_rows(self, text: str = "") -> None:
+        """Fill the table with the rows matching ``text``; the highlight stays on the same
+        model when it is still listed (by key, not by position)."""
         table = self.query_one(DataTable)
-        cursor = table.cursor_row
+        current = self.selected()
         table.clear()
         needle = text.strip().lower()
         for row in self.rows.values():
@@ -139,8 +149,8 @@ class ModelsScreen(Screen[None]):
                 "yes" if row.on_disk else "",
                 key=row.key,
             )
-        if table.row_count:
-            table.move_cursor(row=min(cursor, table.row_count - 1))
+        if current is not None and current.key in table.rows:
+            table.move_cursor(row=table.get_row_index(current.key))
         self.show_detail()
 
     def selected(self) -> ModelRow | None:
@@ -157,24 +167,20 @@ class ModelsScreen(Screen[None]):
         if row is None:
             detail.update("No models match." if self.rows else "Loading the catalog…")
             return
-        lines = [f"[b]{row.key}[/b]", row.description, ""]
-        lines.append(f"size {services.format_size(row.size_bytes)} · fit: {row.fit.badge}")
-        lines.append("on disk" if row.on_disk else "not downloaded (p pulls, Enter loads)")
+        # Most important first: under 100 columns the pane is a few lines under the table.
+        size = services.format_size(row.size_bytes)
+        lines = [
+            f"[b]{escape(row.key)}[/b] · {size} · {escape(row.fit.badge)}",
+            escape("on disk" if row.on_disk else "not downloaded (^g pulls, Enter loads)"),
+            escape(row.description),
+        ]
         if row.fit.detail:
-            lines += ["", row.fit.detail]
-        detail.update("\n".join(_escape(line) if i else line for i, line in enumerate(lines)))
+            lines.append(escape(row.fit.detail))
+        detail.update("\n".join(line for line in lines if line))
 
     @on(Input.Changed, "#filter")
     def on_filter(self, event: Input.Changed) -> None:
         self.show_rows(event.value)
-
-    @on(Input.Submitted, "#filter")
-    def on_filter_submitted(self, event: Input.Submitted) -> None:
-        text = event.value.strip()
-        if "/" in text and " " not in text:
-            self.notify(f"Looking up {text}…", timeout=3)
-            self._fetch_rows(text)
-        self.query_one(DataTable).focus()
 
     # ------------------------------------------------------------------ actions
     @on(DataTable.RowSelected)
@@ -182,15 +188,17 @@ class ModelsScreen(Screen[None]):
         self.action_load()
 
     def action_load(self) -> None:
+        """Load the highlighted row; with no row, look up a typed ``owner/repo`` on the hub."""
         row = self.selected()
         if row is None:
+            text = self.filter_input.value.strip()
+            if "/" in text and " " not in text:
+                self.notify(f"Looking up {text}…", timeout=3)
+                self._fetch_rows(text)
             return
         name = row.key if row.quant != "auto" else row.name
-        self.app.load_model(name)  # type: ignore[attr-defined]
-        self.app.pop_screen()
-
-    def action_focus_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        if self.app.load_model(name):  # type: ignore[attr-defined]
+            self.app.pop_screen()
 
     def action_back(self) -> None:
         if self.pulling is not None:
@@ -216,7 +224,7 @@ class ModelsScreen(Screen[None]):
     def _pull(self, key: str) -> None:
         worker = get_current_worker()
 
-        def progress(event: Any) -> None:
+        def progress(event: PullProgress) -> None:
             if self.cancel_pull.is_set() or worker.is_cancelled:
                 raise PullCancelled(key)
             self.post_message(self.Progress(event))
@@ -230,15 +238,12 @@ class ModelsScreen(Screen[None]):
 
     def on_models_screen_progress(self, event: Progress) -> None:
         e = event.event
-        total = getattr(e, "overall_bytes_total", 0) or 0
-        done = getattr(e, "overall_bytes_done", 0) or 0
-        bar = self.query_one("#pull-bar", ProgressBar)
-        bar.update(total=max(total, 1), progress=done)
-        speed = services.format_size(getattr(e, "speed_bytes_per_s", 0.0))
-        eta = services.format_eta(getattr(e, "eta_s", None))
+        total, done = e.overall_bytes_total, e.overall_bytes_done
+        self.query_one("#pull-bar", ProgressBar).update(total=max(total, 1), progress=done)
+        speed = services.format_size(e.speed_bytes_per_s)
         self.query_one("#pull-label", Label).update(
             f"{self.pulling}: {services.format_size(done)} / {services.format_size(total)}"
-            f" · {speed}/s · ETA {eta}  (Esc cancels)"
+            f" · {speed}/s · ETA {services.format_eta(e.eta_s)}  (Esc cancels)"
         )
 
     def on_models_screen_pull_done(self, event: PullDone) -> None:
@@ -276,9 +281,3 @@ class ModelsScreen(Screen[None]):
         if removed:
             self._mark_on_disk(row.key, False)
             self.notify(f"Deleted {row.key}")
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)

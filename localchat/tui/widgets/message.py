@@ -28,9 +28,9 @@ class MessageView(Vertical, can_focus=True):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "copy", "Copy"),
-        Binding("b", "copy_code", "Copy code"),
-        Binding("e", "edit", "Edit & resend"),
-        Binding("r", "regenerate", "Regenerate"),
+        Binding("b", "copy_code", "Code"),  # copy the last code block
+        Binding("e", "edit", "Edit"),  # edit and resend
+        Binding("r", "regenerate", "Retry"),  # regenerate this reply
     ]
 
     class Action(Message):

@@ -18,7 +18,7 @@ class PromptInput(TextArea):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "Send", show=True, priority=False),
-        Binding("shift+enter,ctrl+j", "newline", "Newline", key_display="⇧↵/^j"),
+        Binding("shift+enter,ctrl+j", "newline", "Newline", key_display="^j"),
     ]
 
     @dataclass

@@ -1,0 +1,94 @@
+"""localchat: run quantized LLMs (GGUF, AWQ) on your own machine.
+
+    import localchat
+
+    with localchat.open_model("qwen2.5-0.5b") as model:
+        for piece in model.stream_chat([localchat.Message("user", "Hello")]):
+            print(piece, end="", flush=True)
+
+The public API, re-exported as httpx's ``__init__`` does.  Only cheap modules are
+imported here; ``open_model`` (and the rest of ``localchat.api``) loads on first use,
+so ``localchat ask --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from localchat.engine.base import GenerationStats, Message, SamplingParams
+from localchat.errors import (
+    AuthRequired,
+    BackendUnavailable,
+    ConfigError,
+    CorruptModelFile,
+    DoesNotFit,
+    DownloadFailed,
+    EngineError,
+    ExitCode,
+    HistoryError,
+    Interrupted,
+    InvalidRequest,
+    LocalchatError,
+    ModelNotFound,
+    NotEnoughDisk,
+    RemoteEngineError,
+    RequestTooLarge,
+    ServerBusy,
+    TemplateError,
+    TemplateRejected,
+    Unauthorized,
+    UnsafeTemplateError,
+    WorkerUnavailable,
+)
+
+if TYPE_CHECKING:
+    from localchat.api import LoadedModel, OpenOptions, open_model
+
+_LAZY = {"open_model", "LoadedModel", "OpenOptions"}
+
+__all__ = [
+    "AuthRequired",
+    "BackendUnavailable",
+    "ConfigError",
+    "CorruptModelFile",
+    "DoesNotFit",
+    "DownloadFailed",
+    "EngineError",
+    "ExitCode",
+    "GenerationStats",
+    "HistoryError",
+    "Interrupted",
+    "InvalidRequest",
+    "LoadedModel",
+    "LocalchatError",
+    "Message",
+    "ModelNotFound",
+    "NotEnoughDisk",
+    "OpenOptions",
+    "RemoteEngineError",
+    "RequestTooLarge",
+    "SamplingParams",
+    "ServerBusy",
+    "TemplateError",
+    "TemplateRejected",
+    "Unauthorized",
+    "UnsafeTemplateError",
+    "WorkerUnavailable",
+    "__version__",
+    "open_model",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from localchat import api
+
+        return getattr(api, name)
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("localchat")
+        except PackageNotFoundError:
+            return "0+unknown"
+    raise AttributeError(f"module 'localchat' has no attribute {name!r}")

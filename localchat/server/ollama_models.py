@@ -1,0 +1,215 @@
+"""Ollama's model endpoints: ``/api/version``, ``/api/tags``, ``/api/ps``, ``/api/show``
+and ``/api/pull`` (NDJSON progress lines, then ``{"status": "success"}``)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from starlette.requests import Request
+from starlette.responses import JSONResponse, StreamingResponse
+
+from localchat.errors import InvalidRequest, LocalchatError
+from localchat.server.http_errors import error_message
+from localchat.server.requests import read_body, resolve_model
+from localchat.server.state import installed_models, server_state
+
+NDJSON = "application/x-ndjson"
+_PULLS: set[asyncio.Task[None]] = set()
+
+
+class ModelRequest(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    model: str = ""
+    name: str = ""
+    stream: bool = True
+
+
+def iso_time(unix_s: float) -> str:
+    return datetime.fromtimestamp(unix_s, UTC).isoformat().replace("+00:00", "Z")
+
+
+def ndjson_line(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, ensure_ascii=False) + "\n"
+
+
+# -- models ------------------------------------------------------------------
+
+
+async def version(request: Request) -> JSONResponse:
+    from importlib.metadata import version as package_version
+
+    localchat_version = package_version("localchat")
+    return JSONResponse({"version": localchat_version, "localchat": localchat_version})
+
+
+async def tags(request: Request) -> JSONResponse:
+    rows = await asyncio.to_thread(installed_models)
+    models = [
+        {
+            "name": name,
+            "model": name,
+            "modified_at": iso_time(m.last_used or server_state(request).started_at),
+            "size": m.size_bytes,
+            "digest": _digest(name),
+            "details": _details(m.quant, m.format),
+        }
+        for name, m in rows
+    ]
+    return JSONResponse({"models": models})
+
+
+async def ps(request: Request) -> JSONResponse:
+    models = []
+    for entry in server_state(request).pool.entries:
+        model = entry.model
+        expires = entry.expires_at_wall()
+        models.append(
+            {
+                "name": model.name,
+                "model": model.name,
+                "size": _size_bytes(model),
+                "digest": _digest(model.name),
+                "details": _details(model.quant, "gguf"),
+                "expires_at": iso_time(expires) if expires is not None else "9999-12-31T23:59:59Z",
+                "size_vram": 0,
+                "context_length": model.n_ctx,
+                "localchat": {
+                    "engine": model.engine_label,
+                    "busy": entry.busy,
+                    "waiting": entry.waiting,
+                    "requests": entry.requests,
+                    "cancelled": entry.cancelled,
+                },
+            }
+        )
+    return JSONResponse({"models": models})
+
+
+async def show(request: Request) -> JSONResponse:
+    body = await read_body(request, ModelRequest)
+    ref = resolve_model(body.model or body.name)
+    info = await asyncio.to_thread(_model_info, ref)
+    return JSONResponse(info)
+
+
+def _model_info(ref: Any) -> dict[str, Any]:
+    from localchat.catalog import load_catalog
+    from localchat.errors import ModelNotFound
+    from localchat.formats import resolve_format
+    from localchat.gguf import read_gguf_metadata
+    from localchat.store import find_local
+
+    if not ref.text:
+        from localchat.api import resolve_ref
+
+        ref = resolve_ref(None)[0]
+    local = find_local(ref)
+    if local is None:
+        raise ModelNotFound(f"{ref.display_name} is not on disk", hint="pull it first (/api/pull)")
+    metadata = read_gguf_metadata(local.path) if local.format == "gguf" else {}
+    entry = ref.entry or load_catalog().get(local.name)
+    fmt = resolve_format(entry, metadata) if local.format == "gguf" else None
+    info = {
+        k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
+    }
+    capabilities = ["completion"] + (["thinking"] if fmt and fmt.parser_factory else [])
+    return {
+        "modelfile": "",
+        "parameters": "",
+        "template": fmt.description if fmt else "",
+        "license": "",
+        "details": _details(local.quant, local.format, metadata),
+        "model_info": info,
+        "capabilities": capabilities,
+        "modified_at": iso_time(max(f.stat().st_mtime for f in local.files)),
+    }
+
+
+def _details(quant: str | None, fmt: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+    metadata = metadata or {}
+    family = str(metadata.get("general.architecture", ""))
+    return {
+        "parent_model": "",
+        "format": fmt,
+        "family": family,
+        "families": [family] if family else [],
+        "parameter_size": str(metadata.get("general.size_label", "")),
+        "quantization_level": quant or "",
+    }
+
+
+def _digest(name: str) -> str:
+    """A stable id for the name (Ollama's is a manifest hash; clients only show it)."""
+    return hashlib.sha256(name.encode("utf-8")).hexdigest()
+
+
+def _size_bytes(model: Any) -> int:
+    local = getattr(model, "local", None)
+    return int(local.size_bytes) if local is not None else 0
+
+
+# -- pull --------------------------------------------------------------------
+
+
+async def pull(request: Request) -> Any:
+    body = await read_body(request, ModelRequest)
+    state = server_state(request)
+    ref = resolve_model(body.model or body.name)
+    if not state.config.allow_download:
+        raise InvalidRequest("this server does not download models (--no-pull)")
+    if not body.stream:
+        await asyncio.to_thread(_pull_blocking, ref, None)
+        return JSONResponse({"status": "success"})
+    return StreamingResponse(_pull_lines(ref), media_type=NDJSON)
+
+
+def _pull_blocking(ref: Any, progress: Any) -> None:
+    from localchat.hub import pull as hub_pull
+
+    hub_pull(ref, progress=progress)
+
+
+class _PullStopped(Exception):
+    """Raised from the progress callback when the client went away."""
+
+
+async def _pull_lines(ref: Any) -> AsyncIterator[str]:
+    loop = asyncio.get_running_loop()
+    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    stopped = False
+
+    def progress(event: Any) -> None:
+        if stopped:
+            raise _PullStopped
+        status = (
+            f"pulling {event.file}" if event.stage == "download" else f"{event.stage} {event.file}"
+        )
+        line = {"status": status.strip(), "digest": event.file, "total": event.bytes_total}
+        line["completed"] = event.bytes_done
+        loop.call_soon_threadsafe(events.put_nowait, line)
+
+    async def run() -> None:
+        try:
+            await asyncio.to_thread(_pull_blocking, ref, progress)
+            events.put_nowait({"status": "success"})
+        except (LocalchatError, _PullStopped) as exc:
+            events.put_nowait({"error": error_message(exc)})
+        finally:
+            events.put_nowait(None)
+
+    yield ndjson_line({"status": "pulling manifest"})
+    task = asyncio.create_task(run())
+    _PULLS.add(task)  # the loop keeps only weak references to tasks
+    task.add_done_callback(_PULLS.discard)
+    try:
+        while (line := await events.get()) is not None:
+            yield ndjson_line(line)
+    finally:
+        stopped = True  # the pull stops at its next progress event
