@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from textual import events
 from textual.geometry import Region
 from textual.widgets import DataTable, Footer, Input, TextArea
 from textual.widgets._footer import FooterKey
@@ -93,6 +94,27 @@ async def test_models_typing_reaches_the_filter_and_enter_loads_the_highlight(
         await wait_for(pilot, lambda: app.model is not None)
         assert app.loads.requests == ["mid:Q8_0"]
         assert isinstance(app.screen, ChatScreen)
+
+
+async def test_keys_and_a_paste_on_the_list_all_reach_the_filter(make_app, monkeypatch) -> None:
+    """Typed fast, keys land whole (the filter does not select its text on focus and eat
+    them), and a paste on the list (some terminals deliver a burst of keys so) lands too."""
+    monkeypatch.setattr(services, "catalog_rows", fake_rows)
+    app = make_app(model=None)
+    async with app.run_test(size=SMALL) as pilot:
+        await pilot.press("f2")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        filter_input = app.screen.query_one("#filter", Input)
+        await pilot.press(*"mi")  # no pause between the keys
+        await pilot.pause()
+        assert filter_input.value == "mi"
+        filter_input.value = ""
+        table.focus()
+        await pilot.pause()
+        table.post_message(events.Paste("mid\nignored"))
+        await pilot.pause()
+        assert app.focused is filter_input and filter_input.value == "mid"
 
 
 async def test_settings_fit_and_typing_goes_to_the_first_field(make_app, tmp_path: Path) -> None:

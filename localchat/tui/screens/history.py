@@ -53,7 +53,9 @@ class HistoryScreen(FilteredListScreen):
 
     def compose(self) -> ComposeResult:
         yield Label("History", classes="screen-title")
-        yield Input(placeholder="Type to search titles and messages…", id="search")
+        yield Input(
+            placeholder="Type to search titles and messages…", id="search", select_on_focus=False
+        )  # keys typed on the list land here: selecting on focus would eat the first ones
         yield DataTable(cursor_type="row", zebra_stripes=True, id="conversations")
         yield Label("", id="history-empty")
         yield Footer(compact=True)

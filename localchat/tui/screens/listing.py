@@ -45,6 +45,15 @@ class FilteredListScreen(Screen[None]):
             self.filter_input.focus()
             self.filter_input.insert_text_at_cursor(event.character)
 
+    def on_paste(self, event: events.Paste) -> None:
+        """Pasted text (or a burst of keys the terminal delivers as one paste) too."""
+        lines = event.text.splitlines()
+        if self.focused is self.table and lines:
+            event.stop()
+            event.prevent_default()
+            self.filter_input.focus()
+            self.filter_input.insert_text_at_cursor(lines[0])  # the filter is one line
+
     def action_move(self, rows: int) -> None:
         table = self.table
         if table.row_count:

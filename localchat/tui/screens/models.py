@@ -64,7 +64,11 @@ class ModelsScreen(FilteredListScreen):
 
     def compose(self) -> ComposeResult:
         yield Label("Models", classes="screen-title")
-        yield Input(placeholder="Filter, or type owner/repo and press Enter", id="filter")
+        yield Input(
+            placeholder="Filter, or type owner/repo and press Enter",
+            id="filter",
+            select_on_focus=False,  # keys typed on the list land here: selecting eats them
+        )
         with Horizontal(id="models-body"):
             yield DataTable(cursor_type="row", zebra_stripes=True, id="models-table")
             yield Static("Loading the catalog…", id="model-detail")
