@@ -26,7 +26,6 @@ from localchat.server.ollama_models import NDJSON, ndjson_line
 from localchat.server.requests import (
     FinishingResponse,
     Generation,
-    check_prompt_size,
     collect,
     read_body,
     resolve_model,
@@ -142,11 +141,9 @@ async def _respond(
     raw_prompt: str | None = None,
 ) -> Any:
     state = server_state(request)
-    texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
-    check_prompt_size(texts, state.config.max_prompt_chars)
     started = time.perf_counter()
     generation = await start_generation(
-        state.pool,
+        state,
         resolve_model(body.model_name()),
         body.options.num_ctx,
         messages=messages,
@@ -154,7 +151,6 @@ async def _respond(
         sampling=body.options.sampling(),
         stop=stop_strings(body.options.stop),
         keep_alive_s=body.keep_alive_s(),
-        record_history=state.config.record_history,
     )
     name = generation.model.name
     if body.stream:

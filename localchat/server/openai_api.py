@@ -26,7 +26,6 @@ from localchat.errors import InvalidRequest
 from localchat.server.requests import (
     FinishingResponse,
     Generation,
-    check_prompt_size,
     collect,
     finish_reason,
     read_body,
@@ -120,18 +119,15 @@ async def _respond(
     raw_prompt: str | None = None,
 ) -> Any:
     state = server_state(request)
-    texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
-    check_prompt_size(texts, state.config.max_prompt_chars)
     ref = resolve_model(body.model)
     generation = await start_generation(
-        state.pool,
+        state,
         ref,
         body.num_ctx,
         messages=messages,
         raw_prompt=raw_prompt,
         sampling=body.sampling(),
         stop=stop_strings(body.stop),
-        record_history=state.config.record_history,
     )
     reply = _Reply(kind, generation.model.name)
     if body.stream:

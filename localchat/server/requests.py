@@ -21,6 +21,7 @@ from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import InvalidRequest, RequestTooLarge
 from localchat.reference import ModelRef
 from localchat.server.pool import ModelPool, PoolEntry
+from localchat.server.state import ServerState
 from localchat.server.threads import Finished
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -164,7 +165,7 @@ def _kinds(parts: Sequence[Any]) -> Iterator[tuple[str, str]]:
 
 
 async def start_generation(
-    pool: ModelPool,
+    state: ServerState,
     ref: ModelRef,
     n_ctx: int | None,
     *,
@@ -173,11 +174,14 @@ async def start_generation(
     sampling: dict[str, Any],
     stop: tuple[str, ...] = (),
     keep_alive_s: float | None = None,
-    record_history: bool = False,
 ) -> Generation:
-    """Load (or find) the model, wait for its turn and read the first piece, so that
-    errors (prompt too long, engine failure) become an HTTP status, not a broken stream.
-    The caller must ``await generation.finish()`` (``FinishingResponse`` does)."""
+    """Check the prompt's size, load (or find) the model, wait for its turn and read the
+    first piece, so that errors (prompt too long, engine failure) become an HTTP status,
+    not a broken stream.  The caller must ``await generation.finish()``
+    (``FinishingResponse`` does).  With ``serve --history`` the exchange is then saved."""
+    texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
+    check_prompt_size(texts, state.config.max_prompt_chars)
+    pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
     try:
         params = sampling_for(entry.model, **sampling)
@@ -198,7 +202,7 @@ async def start_generation(
         raise
     parser = entry.model.reply_parser() if messages is not None else None
     generation = Generation(pool, entry, items, first, parser, keep_alive_s)
-    if record_history:
+    if state.config.record_history:
         generation.record = (
             list(messages) if messages is not None else [Message("user", raw_prompt or "")]
         )
