@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from localchat.errors import BackendUnavailable, LocalchatError, WorkerUnavailable
+from localchat.hardware.llama_build import GGML_DEVICE_SIGNATURES, bind_ctypes
 
 FatalHandler = Callable[[LocalchatError], NoReturn]
 
@@ -79,27 +80,14 @@ def libggml() -> Any:
         lib = ctypes.CDLL(llama_cpp.llama_cpp._lib._name)  # same handle, our own prototypes
 
         void_p, char_p, size_t = ctypes.c_void_p, ctypes.c_char_p, ctypes.c_size_t
-        signatures: dict[str, tuple[list[Any], Any]] = {
+        registry_signatures: dict[str, tuple[list[Any], Any]] = {
             "ggml_backend_reg_by_name": ([char_p], void_p),
             "ggml_backend_reg_get_proc_address": ([void_p, char_p], void_p),
             "ggml_backend_register": ([void_p], None),
             "ggml_backend_reg_dev_count": ([void_p], size_t),
-            "ggml_backend_dev_count": ([], size_t),
-            "ggml_backend_dev_get": ([size_t], void_p),
-            "ggml_backend_dev_by_type": ([ctypes.c_int], void_p),
-            "ggml_backend_dev_name": ([void_p], char_p),
-            "ggml_backend_dev_description": ([void_p], char_p),
-            "ggml_backend_dev_type": ([void_p], ctypes.c_int),
-            "ggml_backend_dev_memory": (
-                [void_p, ctypes.POINTER(size_t), ctypes.POINTER(size_t)],
-                None,
-            ),
             "ggml_set_abort_callback": ([void_p], void_p),
         }
-        for name, (argtypes, restype) in signatures.items():
-            function = getattr(lib, name)
-            function.argtypes = argtypes
-            function.restype = restype
+        bind_ctypes(lib, {**GGML_DEVICE_SIGNATURES, **registry_signatures})
         _state["lib"] = lib
     return _state["lib"]
 

@@ -141,22 +141,24 @@ def native_stderr_to_log(*, enabled: bool = True) -> Iterator[None]:
         os.close(saved_fd)
 
 
-def _configure_ggml(libggml: Any) -> None:
-    size_t, void_p, char_p = ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p
-    signatures = {
-        "ggml_backend_dev_count": ([], size_t),
-        "ggml_backend_dev_get": ([size_t], void_p),
-        "ggml_backend_dev_name": ([void_p], char_p),
-        "ggml_backend_dev_description": ([void_p], char_p),
-        "ggml_backend_dev_type": ([void_p], ctypes.c_int),
-        "ggml_backend_dev_memory": (
-            [void_p, ctypes.POINTER(size_t), ctypes.POINTER(size_t)],
-            None,
-        ),
-        "ggml_backend_reg_count": ([], size_t),
-    }
+_size_t, _void_p, _char_p = ctypes.c_size_t, ctypes.c_void_p, ctypes.c_char_p
+# ggml's device API: name -> (argtypes, restype); the engine's RPC glue binds these too.
+GGML_DEVICE_SIGNATURES: dict[str, tuple[list[Any], Any]] = {
+    "ggml_backend_dev_count": ([], _size_t),
+    "ggml_backend_dev_get": ([_size_t], _void_p),
+    "ggml_backend_dev_by_type": ([ctypes.c_int], _void_p),
+    "ggml_backend_dev_name": ([_void_p], _char_p),
+    "ggml_backend_dev_description": ([_void_p], _char_p),
+    "ggml_backend_dev_type": ([_void_p], ctypes.c_int),
+    "ggml_backend_dev_memory": ([_void_p, ctypes.POINTER(_size_t), ctypes.POINTER(_size_t)], None),
+    "ggml_backend_reg_count": ([], _size_t),
+}
+
+
+def bind_ctypes(lib: Any, signatures: dict[str, tuple[list[Any], Any]]) -> None:
+    """Give ``lib``'s functions their C prototypes."""
     for name, (argtypes, restype) in signatures.items():
-        function = getattr(libggml, name)
+        function = getattr(lib, name)
         function.argtypes = argtypes
         function.restype = restype
 
@@ -190,7 +192,7 @@ def backend_devices(library_dir: Path) -> tuple[BackendDevice, ...]:
     try:
         from llama_cpp._ggml import libggml
 
-        _configure_ggml(libggml)
+        bind_ctypes(libggml, GGML_DEVICE_SIGNATURES)
         _load_dynamic_backends(libggml, library_dir)
         count = int(libggml.ggml_backend_dev_count())
         return tuple(_device(libggml, index) for index in range(count))
