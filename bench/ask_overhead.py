@@ -53,9 +53,9 @@ print(json.dumps({"completion_tokens": count, "decode_tokens_per_s": (count - 1)
 def rendered_prompt(model_path: Path) -> str:
     """The exact text localchat feeds the model, so both sides decode the same tokens."""
     from localchat.catalog import load_catalog
-    from localchat.engine.base import Message
     from localchat.formats import resolve_format
     from localchat.gguf import read_gguf_metadata
+    from localchat.types import Message
 
     fmt = resolve_format(load_catalog().get("gemma-3-270m"), read_gguf_metadata(model_path))
     return fmt.prompt([Message("user", PROMPT)]).text

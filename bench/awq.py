@@ -36,8 +36,8 @@ def child(kind: str, path: Path, tokens: int, threads: int) -> dict:
     """One load + one generation, timed inside this process."""
     started = time.perf_counter()
     from localchat.engine import load_backend
-    from localchat.engine.base import PromptSpec, SamplingParams
     from localchat.engine.settings import AwqSettings, LlamaSettings
+    from localchat.types import PromptSpec, SamplingParams
 
     if kind == "awq":
         from localchat.engine.awq.loader import import_torch_stack

@@ -144,10 +144,10 @@ def load_and_log(model_path: Path, case: Case) -> str:
 def predict(model_path: Path, case: Case) -> dict[str, int]:
     from localchat.gguf import read_gguf
     from localchat.hardware import detect_hardware
-    from localchat.planner.memory import Settings, estimate_memory
+    from localchat.planner.memory import MemorySettings, estimate_memory
 
     cpu = detect_hardware().cpu
-    settings = Settings(
+    settings = MemorySettings(
         n_ctx=case.n_ctx,
         type_k=case.type_k,
         type_v=case.type_v,

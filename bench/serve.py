@@ -97,7 +97,7 @@ def stream_tok_s(base: str, n_tokens: int) -> float:
 
 
 def in_process_tok_s(model: Any, n_tokens: int) -> float:
-    from localchat.engine.base import SamplingParams
+    from localchat.types import SamplingParams
 
     sampling = SamplingParams(temperature=0, max_tokens=n_tokens)
     arrivals = [time.perf_counter() for _ in model.stream_completion(COUNTING, sampling)]

@@ -92,9 +92,9 @@ def physical_cores() -> int:
 
 def rendered_prompt(model_path: Path) -> str:
     from localchat.catalog import load_catalog
-    from localchat.engine.base import Message
     from localchat.formats import resolve_format
     from localchat.gguf import read_gguf_metadata
+    from localchat.types import Message
 
     fmt = resolve_format(load_catalog().get("gemma-3-270m"), read_gguf_metadata(model_path))
     return fmt.prompt([Message("user", PROMPT)]).text

@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from textual import events
 
-from localchat.engine.base import Message, SamplingParams
 from localchat.history import HistoryStore
 from localchat.settings import Settings
 from localchat.tui.app import LocalchatApp
 from localchat.tui.fake import ScriptedModel, split_tokens
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
+from localchat.types import Message, SamplingParams
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tui_stream.json"
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import (
     AuthRequired,
     BackendUnavailable,
@@ -40,6 +39,7 @@ from localchat.errors import (
     UnsafeTemplateError,
     WorkerUnavailable,
 )
+from localchat.types import GenerationStats, Message, SamplingParams
 
 if TYPE_CHECKING:
     from localchat.api import LoadedModel, OpenOptions, open_model

@@ -1,7 +1,7 @@
 """localchat as a Python package: open a model by name, stream a chat, read the stats.
 
     from localchat.api import open_model
-    from localchat.engine.base import Message
+    from localchat.types import Message
 
     model = open_model("qwen2.5-0.5b")            # catalog name, owner/repo[:QUANT], or a path
     for piece in model.stream_chat([Message("user", "Hello")]):
@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from localchat.catalog import load_catalog
-from localchat.engine.base import GenerationStats, Message, PromptSpec, SamplingParams
 from localchat.errors import AuthRequired, DownloadFailed, LocalchatError, ModelNotFound
 from localchat.reference import ModelRef, parse_model_ref, with_quant
 from localchat.settings import Settings, load_settings
 from localchat.store import LocalModel, mark_used
+from localchat.types import GenerationStats, Message, PromptSpec, SamplingParams, TextStream
 
 Notice = Callable[[str], None]
 
@@ -130,8 +130,8 @@ class LoadedModel:
         messages: Sequence[Message],
         sampling: SamplingParams | None = None,
         stop: Sequence[str] = (),
-    ) -> Iterator[str]:
-        """Yield the reply as text pieces; close the iterator to stop generating.
+    ) -> TextStream:
+        """The reply as text pieces; ``close()`` it to stop generating.
 
         ``last_stats.finish_reason`` says why it ended: stop, length (``max_tokens``),
         repetition (it began to loop; ``engine.repetition``) or cancelled.  ``stop``
@@ -142,18 +142,16 @@ class LoadedModel:
 
     def stream_completion(
         self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
-    ) -> Iterator[str]:
+    ) -> TextStream:
         """Continue ``text`` as it is, without the chat format (a raw completion)."""
         return self._stream(PromptSpec(text=text, stop_strings=tuple(stop)), sampling)
 
-    def _stream(self, prompt: PromptSpec, sampling: SamplingParams | None) -> Iterator[str]:
+    def _stream(self, prompt: PromptSpec, sampling: SamplingParams | None) -> TextStream:
         from localchat.engine.repetition import guard_stream
 
         sampling = sampling or self.default_sampling()
         stream = self.backend.stream(prompt, sampling)
-        if not sampling.stop_on_repetition:
-            return stream
-        return guard_stream(stream, lambda: self.backend.last_stats)
+        return guard_stream(stream) if sampling.stop_on_repetition else stream
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
         return self.format.render(list(messages))

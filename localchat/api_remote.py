@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from localchat.catalog import load_catalog
-from localchat.engine.base import Message
 from localchat.engine.settings import RemoteSettings
 from localchat.errors import LocalchatError
 from localchat.formats import ChatFormat, ReflectionParser
 from localchat.reference import ModelRef, parse_model_ref
+from localchat.types import Message
 
 if TYPE_CHECKING:
     from localchat.api import LoadedModel, OpenOptions

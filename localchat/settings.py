@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from localchat.engine.base import SamplingParams
 from localchat.errors import ConfigError
-from localchat.store.jsonfile import write_text_atomic
+from localchat.jsonfile import write_text_atomic
+from localchat.types import SamplingParams
 
 DEFAULT_THEME = "textual-dark"
 

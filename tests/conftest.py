@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
 import pytest
 
 pytest_plugins = ["tests.fixtures.gguf_files", "tests.fixtures.servers"]
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -37,6 +39,9 @@ def localchat_home(
     monkeypatch.delenv("LOCALCHAT_ENGINE", raising=False)
     monkeypatch.delenv("LOCALCHAT_API_KEY", raising=False)
     monkeypatch.delenv("LOCALCHAT_RPC", raising=False)
+    # Child Python processes import this checkout's localchat, not an installed copy.
+    inherited = os.environ.get("PYTHONPATH")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(REPO_ROOT), inherited])))
     return home
 
 

@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from localchat.api import LoadedModel, open_model
-from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import Interrupted
+from localchat.types import GenerationStats, Message, SamplingParams
 
 
 @dataclass

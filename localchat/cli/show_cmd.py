@@ -113,7 +113,7 @@ def _write_exact(text: str) -> None:
 
 
 def _print_summary(shown: ShownModel, chat_format: Any) -> None:
-    from localchat.engine.base import Message
+    from localchat.types import Message
 
     sample = SAMPLE_CONVERSATION
     if chat_format.name == "reflection":  # show the official system prompt it adds

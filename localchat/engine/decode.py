@@ -12,8 +12,8 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
-from localchat.engine.base import GenerationStats
 from localchat.engine.stops import StopStringFilter
+from localchat.types import GenerationStats
 
 
 class Detokenizer(Protocol):

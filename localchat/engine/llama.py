@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
-from localchat.engine.base import GenerationStats, LoadReport, PromptSpec, SamplingParams
 from localchat.engine.decode import decode_tokens
 from localchat.engine.interrupt import abortable_load, begin_load, run_interruptibly
 from localchat.engine.llama_overrides import expert_patterns, tensor_buffer_overrides
@@ -26,6 +25,13 @@ from localchat.engine.settings import LlamaSettings
 from localchat.engine.stops import StopStringFilter
 from localchat.errors import BackendUnavailable, EngineError
 from localchat.planner.calibration import record_load
+from localchat.types import (
+    GenerationStats,
+    LoadReport,
+    PromptSpec,
+    SamplingParams,
+    TextStream,
+)
 
 MAX_LOAD_RETRIES = 3
 RetryLayers = Callable[[int], int | None]  # attempt (1..3) -> GPU layers to retry with, or None
@@ -191,14 +197,24 @@ class LlamaBackend:
     def token_text(self, token_id: int) -> str:
         return self._piece(token_id, True).decode("utf-8", errors="replace")
 
-    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> Iterator[str]:
-        """Yield decoded text; closing the generator stops decoding at the next token."""
+    @property
+    def max_streams(self) -> int:
+        return 1
+
+    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> TextStream:
+        """The decoded text; closing the stream stops decoding at the next token."""
+        stats = GenerationStats()
+        self._stats = stats
+        return TextStream(self._generate(prompt, sampling, stats), stats)
+
+    def _generate(
+        self, prompt: PromptSpec, sampling: SamplingParams, stats: GenerationStats
+    ) -> Iterator[str]:
         llm = self._llm
         tokens = self._tokenize_prompt(prompt)
         budget = self._completion_budget(len(tokens), sampling.max_tokens)
         llm.set_seed(sampling.seed if sampling.seed is not None else random.randrange(2**31))
-        stats = GenerationStats(prompt_tokens=len(tokens))
-        self._stats = stats
+        stats.prompt_tokens = len(tokens)
         stop_ids = set(prompt.stop_token_ids)
         with ROUTER.python_stderr():
             generator = llm.generate(

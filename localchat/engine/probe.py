@@ -82,14 +82,14 @@ def _build_id() -> str:
 
 
 def _remembered() -> set[str]:
-    from localchat.store.jsonfile import read_json
+    from localchat.jsonfile import read_json
 
     keys = read_json(probe_record_file()).get("loaded", [])
     return set(keys) if isinstance(keys, list) else set()
 
 
 def _remember(key: str) -> None:
-    from localchat.store.jsonfile import update_json
+    from localchat.jsonfile import update_json
 
     def add(data: dict) -> None:
         keys = [k for k in data.get("loaded", []) if isinstance(k, str) and k != key]

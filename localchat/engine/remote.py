@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 
-from localchat.engine.base import GenerationStats, LoadReport, PromptSpec, SamplingParams
 from localchat.engine.decode import decode_rate
 from localchat.engine.settings import RemoteSettings
 from localchat.errors import (
@@ -29,6 +28,13 @@ from localchat.errors import (
     RemoteEngineError,
     ServerBusy,
     Unauthorized,
+)
+from localchat.types import (
+    GenerationStats,
+    LoadReport,
+    PromptSpec,
+    SamplingParams,
+    TextStream,
 )
 
 _ERROR_BY_CODE: dict[str, type[LocalchatError]] = {
@@ -46,6 +52,7 @@ _ERROR_BY_STATUS: dict[int, type[LocalchatError]] = {
     429: ServerBusy,
     503: ServerBusy,
 }
+MAX_STREAMS = 64  # the server batches or queues them on its side
 _CHARS_PER_TOKEN = 4  # count_tokens' estimate: servers do not share one tokenize endpoint
 
 
@@ -126,12 +133,21 @@ class RemoteBackend:
 
     # -- generation ------------------------------------------------------
 
-    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> Iterator[str]:
-        """Yield the reply as it streams; closing the iterator closes the connection,
-        which stops the server's generation."""
-        path = "/chat/completions" if prompt.messages else "/completions"
+    @property
+    def max_streams(self) -> int:
+        return MAX_STREAMS
+
+    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> TextStream:
+        """The reply as it streams; closing the stream closes the connection, which stops
+        the server's generation."""
         stats = GenerationStats(finish_reason="cancelled")
         self._stats = stats
+        return TextStream(self._generate(prompt, sampling, stats), stats)
+
+    def _generate(
+        self, prompt: PromptSpec, sampling: SamplingParams, stats: GenerationStats
+    ) -> Iterator[str]:
+        path = "/chat/completions" if prompt.messages else "/completions"
         reply = _ReplyState(stats, time.perf_counter())
         try:
             with self._client.stream("POST", path, json=self._body(prompt, sampling)) as response:

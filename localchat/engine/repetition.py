@@ -11,9 +11,9 @@ text rarely does that (a long ``=====`` rule needs 160 characters of it).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Iterator
 
-from localchat.engine.base import GenerationStats
+from localchat.types import TextStream
 
 MIN_REPEATS = 4
 MIN_SPAN_CHARS = 160
@@ -68,20 +68,22 @@ def is_looping(text: str) -> bool:
     return False
 
 
-def guard_stream(
-    stream: Generator[str, None, None], stats: Callable[[], GenerationStats]
-) -> Iterator[str]:
-    """``stream`` until it loops; then stop it and mark ``stats()`` as ended by repetition.
+def guard_stream(stream: TextStream) -> TextStream:
+    """``stream`` until it loops; then stop it and mark its stats as ended by repetition.
 
-    Closing this iterator closes ``stream`` (that is how a caller stops generating).
+    Closing the returned stream closes ``stream`` (that is how a caller stops generating).
     """
+    return TextStream(_guarded(stream), stream.stats)
+
+
+def _guarded(stream: TextStream) -> Iterator[str]:
     guard = RepetitionGuard()
     try:
         for piece in stream:
             yield piece
             if guard.feed(piece):
                 stream.close()
-                stats().finish_reason = "repetition"
+                stream.stats.finish_reason = "repetition"
                 return
     finally:
         stream.close()

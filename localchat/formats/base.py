@@ -12,13 +12,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from localchat.engine.base import Message, PromptSpec
 from localchat.errors import (  # noqa: F401 (re-exported: formats' public errors)
     ConfigError,
     TemplateError,
     TemplateRejected,
     UnsafeTemplateError,
 )
+from localchat.types import Message, PromptSpec
 
 FormatSource = Literal["models.toml", "gguf", "family default", "base model"]
 PartKind = Literal["thinking", "reflection", "output", "text"]

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from localchat.engine.base import Message
 from localchat.formats.base import ChatFormat, FormatSource, TemplateRejected, require_messages
+from localchat.types import Message
 
 HUOZI_BEGIN = "<|beginofutterance|>"
 HUOZI_END = "<|endofutterance|>"

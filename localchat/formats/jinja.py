@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from localchat.engine.base import Message
 from localchat.errors import TemplateError, TemplateRejected, UnsafeTemplateError
 from localchat.formats import jinja_limits as limits
 from localchat.formats.base import require_messages
+from localchat.types import Message
 
 MAX_TEMPLATE_CHARS = 200_000
 MAX_RENDER_CHARS = limits.MAX_VALUE_CHARS

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from localchat.engine.base import Message
 from localchat.formats.base import ChatFormat, FormatSource, PartKind, ReplyPart
 from localchat.formats.builtin import LLAMA3_BOS, LLAMA3_STOPS, make_llama3_renderer
+from localchat.types import Message
 
 REFLECTION_SYSTEM_PROMPT = (
     "You are a world-class AI system, capable of complex reasoning and reflection. "

@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from localchat.catalog import CatalogEntry
-from localchat.engine.base import Message
 from localchat.errors import ConfigError
 from localchat.formats.base import ChatFormat, FormatSource, TemplateRejected
 from localchat.formats.builtin import (
@@ -24,6 +23,7 @@ from localchat.formats.builtin import (
 )
 from localchat.formats.jinja import SandboxedTemplate
 from localchat.formats.reflection import reflection_format
+from localchat.types import Message
 
 # Built-in formats by the name models.toml uses for them.
 BUILTIN_FORMATS: dict[str, Callable[..., ChatFormat]] = {

@@ -1,9 +1,9 @@
-"""GGUF headers, local or remote, without reading tensor data.
+"""GGUF headers without reading tensor data (``hub.ranges`` reads them from the hub).
 
-``read_gguf(paths)`` / ``read_remote_gguf(repo, files, revision)`` give a
-:class:`GgufInfo` (architecture numbers + tensor bytes grouped as llama.cpp places
-them); ``read_gguf_metadata(path)`` the key/values; ``validate_gguf(path)`` checks a
-file before llama.cpp opens it.  Everything malformed is ``CorruptModelFile``.
+``read_gguf(paths)`` gives a :class:`GgufInfo` (architecture numbers + tensor bytes
+grouped as llama.cpp places them); ``read_gguf_metadata(path)`` the key/values;
+``validate_gguf(path)`` checks a file before llama.cpp opens it.  Everything malformed
+is ``CorruptModelFile``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from pathlib import Path
 from localchat.gguf.header import GgufHeader, TensorInfo, TokenTable, parse_header
 from localchat.gguf.info import GgufInfo, LayerBytes, info_from_headers, quant_from_file_type
 from localchat.gguf.metadata import gguf_token_texts, read_gguf_header, read_gguf_metadata
-from localchat.gguf.remote import read_remote_gguf, read_remote_header
 from localchat.gguf.source import ByteSource, BytesSource, FileSource
 from localchat.gguf.validate import split_parts, validate_gguf
 
@@ -43,8 +42,6 @@ __all__ = [
     "read_gguf",
     "read_gguf_header",
     "read_gguf_metadata",
-    "read_remote_gguf",
-    "read_remote_header",
     "split_parts",
     "validate_gguf",
 ]

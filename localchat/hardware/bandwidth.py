@@ -137,8 +137,8 @@ def _cache_key(cpu_model: str, logical_cores: int) -> str:
 
 def measure_cpu_bandwidth(cpu_model: str, logical_cores: int) -> tuple[float, str]:
     """Measured copy bandwidth, cached in ``data_dir()/cpu_bandwidth.json`` per CPU."""
+    from localchat.jsonfile import read_json, update_json
     from localchat.paths import data_dir
-    from localchat.store.jsonfile import read_json, update_json
 
     cache_file = data_dir() / "cpu_bandwidth.json"
     key = _cache_key(cpu_model, logical_cores)

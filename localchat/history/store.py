@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from localchat.engine.base import Message
 from localchat.errors import HistoryError
 from localchat.history.recorder import ReplyRecorder
 from localchat.history.schema import migrate
+from localchat.types import Message
 
 TITLE_CHARS = 60
 ROLES = ("system", "user", "assistant")

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from localchat.errors import ModelNotFound
+from localchat.gguf.quants import PARTS_RE as _PARTS_RE
+from localchat.gguf.quants import classify_gguf_path, quality_rank, quant_in_stem
 from localchat.hub.client import fetch_listing, hub_endpoint, is_offline
 from localchat.hub.names import check_etag, check_repo_path, unsafe_name
 from localchat.hub.verify import ExpectedDigest
 from localchat.reference import ModelRef
-from localchat.store.quants import PARTS_RE as _PARTS_RE
-from localchat.store.quants import classify_gguf_path, quality_rank, quant_in_stem
 
 Layout = Literal["single", "split", "parts", "folder"]  # "folder": AWQ safetensors + config
 

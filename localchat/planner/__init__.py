@@ -7,16 +7,16 @@ model mirrors llama.cpp's placement and buffers (``planner.memory``).
 """
 
 from localchat.planner.api import choose_quant, plan_for_file, plan_model, plan_reference
-from localchat.planner.memory import DeviceMemory, MemoryEstimate, Settings, estimate_memory
+from localchat.planner.memory import DeviceMemory, MemoryEstimate, MemorySettings, estimate_memory
 from localchat.planner.plan import Plan, PlanRequest
 from localchat.planner.profiles import parse_size, profile_table, what_if_hardware
 
 __all__ = [
     "DeviceMemory",
     "MemoryEstimate",
+    "MemorySettings",
     "Plan",
     "PlanRequest",
-    "Settings",
     "choose_quant",
     "estimate_memory",
     "parse_size",

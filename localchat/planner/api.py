@@ -13,9 +13,9 @@ from localchat.hardware.types import Hardware
 from localchat.planner import reasons as words
 from localchat.planner.budget import Budgets, budgets_for
 from localchat.planner.plan import Plan, PlanRequest
-from localchat.planner.remote import attach_remote
 from localchat.planner.search import Candidate, choose, quality_order, search_quant
 from localchat.planner.speed_calibration import lookup_for
+from localchat.planner.workers import attach_remote
 from localchat.reference import ModelRef
 
 

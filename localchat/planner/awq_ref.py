@@ -91,8 +91,8 @@ def _plan_folder(folder: Path, hardware: Hardware, request: PlanRequest) -> Plan
 
 
 def _plan_hub_awq(ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool) -> Plan:
+    from localchat.hub.ranges import read_remote_checkpoint
     from localchat.planner.sources import _repo_files
-    from localchat.safetensors import read_remote_checkpoint
 
     if offline:
         raise DownloadFailed(f"{ref.repo_id} is not in the catalog", hint="plan it when online")
@@ -112,8 +112,8 @@ def _plan_catalog_awq(
     assert entry is not None and entry.awq is not None
     source, why = entry.awq, "offline"
     if not offline:
+        from localchat.hub.ranges import read_remote_checkpoint
         from localchat.planner.sources import _repo_files
-        from localchat.safetensors import read_remote_checkpoint
 
         try:
             files = [path for path, _size in _repo_files(source.repo, source.revision)]

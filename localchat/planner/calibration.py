@@ -18,8 +18,8 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from localchat.jsonfile import read_json, update_json
 from localchat.paths import calibration_file
-from localchat.store.jsonfile import read_json, update_json
 
 MiB = 1 << 20
 SCALE_MIN, SCALE_MAX = 0.5, 2.0
@@ -148,14 +148,14 @@ def record_load(
 def _predicted(model_path: Path, settings: dict[str, Any], parsed: dict[str, Any]) -> dict | None:
     from localchat.errors import LocalchatError
     from localchat.gguf import read_gguf
-    from localchat.planner.memory import Settings, estimate_memory
+    from localchat.planner.memory import MemorySettings, estimate_memory
 
     try:
         info = read_gguf(Path(model_path))
         n_gpus = sum(1 for device in parsed["devices"] if device != "CPU")
         estimate = estimate_memory(
             info,
-            Settings(**{k: v for k, v in settings.items() if v is not None}),
+            MemorySettings(**{k: v for k, v in settings.items() if v is not None}),
             n_gpus=n_gpus,
         )
     except (LocalchatError, OSError, TypeError, ValueError):

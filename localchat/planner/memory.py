@@ -54,7 +54,7 @@ REPACK_TYPES_ARM = frozenset({"Q4_0", "Q4_K", "IQ4_NL", "Q8_0"})
 
 
 @dataclass(frozen=True)
-class Settings:
+class MemorySettings:
     """The llama.cpp parameters that decide memory use."""
 
     n_ctx: int
@@ -127,7 +127,7 @@ def kv_row_bytes(type_name: str, n_elements: int) -> int:
     return n_elements // block * size
 
 
-def layer_devices(n_layers: int, settings: Settings, n_gpus: int) -> list[int]:
+def layer_devices(n_layers: int, settings: MemorySettings, n_gpus: int) -> list[int]:
     """Device of each layer 0..n_layers (the last entry is the output layer): -1 = CPU."""
     if n_gpus == 0 or settings.n_gpu_layers <= 0:
         return [-1] * (n_layers + 1)
@@ -150,7 +150,7 @@ def layer_devices(n_layers: int, settings: Settings, n_gpus: int) -> list[int]:
     return devices
 
 
-def kv_bytes_per_layer(info: GgufInfo, settings: Settings) -> list[int]:
+def kv_bytes_per_layer(info: GgufInfo, settings: MemorySettings) -> list[int]:
     cells = settings.kv_cells
     swa_cells = min(cells, pad(info.n_swa + settings.ubatch, KV_PAD_CELLS))
     out = []
@@ -167,7 +167,7 @@ def kv_bytes_per_layer(info: GgufInfo, settings: Settings) -> list[int]:
     return out
 
 
-def cpu_expert_layers(info: GgufInfo, settings: Settings, devices: list[int]) -> list[int]:
+def cpu_expert_layers(info: GgufInfo, settings: MemorySettings, devices: list[int]) -> list[int]:
     """GPU layers whose MoE expert tensors are kept in RAM (llama.cpp's ``--n-cpu-moe``)."""
     if not info.is_moe or settings.n_cpu_moe <= 0:
         return []
@@ -202,7 +202,7 @@ def repack_bytes(
     )
 
 
-def compute_bytes_peak(info: GgufInfo, settings: Settings, *, with_output: bool) -> int:
+def compute_bytes_peak(info: GgufInfo, settings: MemorySettings, *, with_output: bool) -> int:
     """The graph allocator's peak for one device that runs the layers (and maybe the output)."""
     ub = settings.ubatch
     n_head = max(info.n_head)
@@ -249,7 +249,7 @@ class MemoryEstimate:
 
 def estimate_memory(
     info: GgufInfo,
-    settings: Settings,
+    settings: MemorySettings,
     *,
     n_gpus: int = 0,
     gpu_reserve_bytes: tuple[int, ...] = (),
@@ -305,7 +305,7 @@ def estimate_memory(
 
 def _compute_per_device(
     info: GgufInfo,
-    settings: Settings,
+    settings: MemorySettings,
     devices: list[int],
     n_gpus: int,
     cpu_layers: list[int],

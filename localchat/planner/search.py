@@ -20,14 +20,14 @@ from localchat.errors import ConfigError
 from localchat.gguf.info import GgufInfo
 from localchat.hardware.types import Hardware
 from localchat.planner.budget import Budgets, FitCheck, check_fit
-from localchat.planner.memory import MemoryEstimate, Settings, estimate_memory
+from localchat.planner.memory import MemoryEstimate, MemorySettings, estimate_memory
 from localchat.planner.plan import QUANTIZED_KV_TYPES, PlanRequest
 from localchat.planner.speed import Calibration, SpeedPrediction, ThreadCounts, predict_speed
 from localchat.planner.threads import ThreadChoice, choose_threads
 
 CTX_STEP = 256
 # (memory settings, threads) -> speed calibration from `localchat bench`, or None
-CalibrationLookup = Callable[[Settings, ThreadChoice], Calibration | None]
+CalibrationLookup = Callable[[MemorySettings, ThreadChoice], Calibration | None]
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ class Candidate:
 
     quant: str
     info: GgufInfo
-    settings: Settings
+    settings: MemorySettings
     estimate: MemoryEstimate
     fit: FitCheck
     speed: SpeedPrediction
@@ -75,8 +75,8 @@ class _Evaluator:
         self.flash_attn = decide_flash_attn(request, self.n_gpus)
         self.tensor_split = _tensor_split(budgets) if self.n_gpus > 1 else ()
 
-    def settings(self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0) -> Settings:
-        return Settings(
+    def settings(self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0) -> MemorySettings:
+        return MemorySettings(
             n_ctx=n_ctx * self.n_parallel,
             n_gpu_layers=n_gpu_layers if self.n_gpus else 0,
             type_k=self.request.type_k,
@@ -91,7 +91,7 @@ class _Evaluator:
 
     def estimate(
         self, n_ctx: int, n_gpu_layers: int, n_cpu_moe: int = 0
-    ) -> tuple[Settings, MemoryEstimate]:
+    ) -> tuple[MemorySettings, MemoryEstimate]:
         settings = self.settings(n_ctx, n_gpu_layers, n_cpu_moe)
         estimate = estimate_memory(
             self.info,
@@ -273,7 +273,7 @@ def _smallest(lo: int, hi: int, ok) -> int | None:
 
 
 def quality_order(quants: Mapping[str, object]) -> list[str]:
-    from localchat.store.quants import quality_rank
+    from localchat.gguf.quants import quality_rank
 
     return sorted(quants, key=lambda q: (quality_rank(q), q))
 

@@ -120,7 +120,7 @@ def _only_requested(quants: dict[str, QuantSource], quant: str | None, repo: str
 
 def _from_path(ref: ModelRef) -> ModelSources:
     from localchat.gguf import read_gguf
-    from localchat.store.quants import quant_in_filename
+    from localchat.gguf.quants import quant_in_filename
 
     path = ref.path or Path(ref.text)
     if not path.is_file():
@@ -156,7 +156,7 @@ def _from_pip(ref: ModelRef) -> ModelSources:
 
 
 def _from_hub(sources: ModelSources, pick) -> ModelSources:
-    from localchat.gguf.remote import read_remote_gguf
+    from localchat.hub.ranges import read_remote_gguf
 
     repo, revision, quants = sources.repo_id or "", sources.revision, sources.quants
 
@@ -203,7 +203,7 @@ def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSource
 
 def list_repo_quants(repo_id: str, revision: str = "main") -> dict[str, QuantSource]:
     """GGUF files of a hub repo grouped by quant (split parts together; mmproj left out)."""
-    from localchat.store.quants import quant_in_filename
+    from localchat.gguf.quants import quant_in_filename
 
     grouped: dict[str, list[tuple[str, int]]] = {}
     for path, size in _repo_files(repo_id, revision):
@@ -226,8 +226,8 @@ def _repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
     unreachable hub fails fast (``plan`` then says so) instead of backing off for 20 s."""
     from huggingface_hub import get_session
 
-    from localchat.gguf.remote import TIMEOUT_S, auth_headers
     from localchat.hub.client import hub_endpoint, network_error, status_error
+    from localchat.hub.ranges import TIMEOUT_S, auth_headers
 
     url = f"{hub_endpoint()}/api/models/{repo_id}/tree/{quote(revision, safe='')}?recursive=true"
     files: list[tuple[str, int]] = []

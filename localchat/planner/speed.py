@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from localchat.gguf.info import GgufInfo
 from localchat.hardware.types import Hardware, RemoteDevice
-from localchat.planner.memory import MemoryEstimate, Settings, cpu_expert_layers
+from localchat.planner.memory import MemoryEstimate, MemorySettings, cpu_expert_layers
 from localchat.planner.network import network_cost
 
 GB = 1e9
@@ -214,7 +214,9 @@ def _layer_params(info: GgufInfo, il: int) -> tuple[float, float]:
     return attention + ffn, 0.0
 
 
-def _device_work(info: GgufInfo, settings: Settings, estimate: MemoryEstimate) -> list[_DeviceWork]:
+def _device_work(
+    info: GgufInfo, settings: MemorySettings, estimate: MemoryEstimate
+) -> list[_DeviceWork]:
     """What each device (GPUs first, the CPU last) reads and computes per token."""
     work = [_DeviceWork() for _ in estimate.devices]
     active = info.n_expert_used / info.n_expert if info.is_moe else 1.0
@@ -254,7 +256,7 @@ def _cpu_decode_s(work: _DeviceWork, hardware: Hardware, threads: int) -> float:
 
 def model_terms(
     info: GgufInfo,
-    settings: Settings,
+    settings: MemorySettings,
     estimate: MemoryEstimate,
     hardware: Hardware,
     threads: ThreadCounts,
@@ -324,7 +326,7 @@ def _offloaded_prefill_s(info: GgufInfo, work: list[_DeviceWork], hardware: Hard
 
 def predict_speed(
     info: GgufInfo,
-    settings: Settings,
+    settings: MemorySettings,
     estimate: MemoryEstimate,
     hardware: Hardware,
     threads: ThreadCounts,

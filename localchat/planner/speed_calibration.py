@@ -14,9 +14,9 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from localchat.jsonfile import read_json, update_json
 from localchat.paths import calibration_file
 from localchat.planner.speed import Calibration, SpeedTerms
-from localchat.store.jsonfile import read_json, update_json
 
 SETTING_KEYS = (
     "n_gpu_layers",

@@ -10,7 +10,6 @@ from localchat.safetensors.checkpoint import (
     quant_method_of,
     read_checkpoint,
     read_config,
-    read_remote_checkpoint,
     shard_names,
 )
 from localchat.safetensors.header import SafetensorsHeader, TensorEntry, read_header
@@ -24,6 +23,5 @@ __all__ = [
     "read_checkpoint",
     "read_config",
     "read_header",
-    "read_remote_checkpoint",
     "shard_names",
 ]

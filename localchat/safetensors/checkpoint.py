@@ -9,7 +9,6 @@ Range requests, so nothing is downloaded to plan.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -122,20 +121,3 @@ def read_checkpoint(folder: Path) -> CheckpointInfo:
         with FileSource(folder / name) as source:
             headers.append(read_header(source))
     return CheckpointInfo(folder.name, config, names, tuple(headers), "header")
-
-
-def read_remote_checkpoint(
-    repo_id: str, files: Sequence[str], revision: str = "main"
-) -> CheckpointInfo:
-    """Config and shard headers of a hub checkpoint, by HTTP Range (a few MB at most)."""
-    from localchat.gguf.remote import HttpRangeSource, resolve_url
-
-    config_source = HttpRangeSource(resolve_url(repo_id, CONFIG_FILE, revision), CONFIG_FILE)
-    config = parse_config(config_source.read(0, MAX_CONFIG_BYTES), repo_id)
-    names = tuple(sorted(f for f in files if f.endswith(".safetensors") and "/" not in f))
-    if not names:
-        raise CorruptModelFile(f"{repo_id}: no .safetensors weights on the hub")
-    headers = tuple(
-        read_header(HttpRangeSource(resolve_url(repo_id, name, revision), name)) for name in names
-    )
-    return CheckpointInfo(repo_id, config, names, headers, "remote header")

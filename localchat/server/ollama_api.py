@@ -18,7 +18,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 from starlette.routing import Route
 
-from localchat.engine.base import GenerationStats, Message
 from localchat.errors import ConfigError, InvalidRequest
 from localchat.server import ollama_models
 from localchat.server.config import parse_duration_s
@@ -33,6 +32,7 @@ from localchat.server.requests import (
     stop_strings,
 )
 from localchat.server.state import server_state
+from localchat.types import GenerationStats, Message
 
 
 class _Options(BaseModel):

@@ -21,7 +21,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from localchat.engine.base import GenerationStats, Message
 from localchat.errors import InvalidRequest
 from localchat.server.requests import (
     FinishingResponse,
@@ -34,6 +33,7 @@ from localchat.server.requests import (
     stop_strings,
 )
 from localchat.server.state import listed_models, server_state
+from localchat.types import GenerationStats, Message
 
 MAX_SEED = 2**32 - 2
 

@@ -15,15 +15,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from localchat.engine.base import GenerationStats
 from localchat.errors import DoesNotFit, ServerBusy
 from localchat.reference import ModelRef
 from localchat.server.config import ServerConfig
 from localchat.server.threads import Finished, stream_in_thread
+from localchat.types import GenerationStats, TextStream
 
 log = logging.getLogger("localchat.server")
 
@@ -176,7 +176,7 @@ class ModelPool:
     async def generate(
         self,
         entry: PoolEntry,
-        start: Callable[[Any], Iterator[str]],
+        start: Callable[[Any], TextStream],
     ) -> AsyncIterator[str | Finished]:
         """Wait for ``entry``'s turn, then stream ``start(model)`` from a thread."""
         if entry.waiting >= self.config.max_queue_per_model:
@@ -200,7 +200,7 @@ class ModelPool:
             entry.turn.release()
 
         model = entry.model
-        async for item in stream_in_thread(lambda: start(model), lambda: model.last_stats, done):
+        async for item in stream_in_thread(lambda: start(model), done):
             yield item
 
 

@@ -17,12 +17,12 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from starlette.requests import Request
 
-from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import InvalidRequest, RequestTooLarge
 from localchat.reference import ModelRef
 from localchat.server.pool import ModelPool, PoolEntry
 from localchat.server.state import ServerState
 from localchat.server.threads import Finished
+from localchat.types import GenerationStats, Message, SamplingParams, TextStream
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
 MAX_STOP_STRINGS = 8
@@ -186,7 +186,7 @@ async def start_generation(
     try:
         params = sampling_for(entry.model, **sampling)
 
-        def start(model: Any) -> Iterator[str]:
+        def start(model: Any) -> TextStream:
             if messages is not None:
                 return model.stream_chat(list(messages), params, stop=stop)
             return model.stream_completion(raw_prompt or "", params, stop=stop)

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from copy import copy
 from dataclasses import dataclass
 from typing import Any
 
-from localchat.engine.base import GenerationStats
+from localchat.types import GenerationStats, TextStream
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,7 @@ class Finished:
 
 
 async def stream_in_thread(
-    start: Callable[[], Iterator[str]],
-    read_stats: Callable[[], GenerationStats],
+    start: Callable[[], TextStream],
     on_done: Callable[[GenerationStats | None], None],
 ) -> AsyncIterator[str | Finished]:
     """Yield ``start()``'s pieces, then ``Finished``; errors are raised here."""
@@ -50,7 +49,7 @@ async def stream_in_thread(
                         break
             finally:
                 stream.close()
-            stats = copy(read_stats())
+            stats = copy(stream.stats)
             put(("end", stats))
         except BaseException as exc:  # handed to the request, which maps it to HTTP
             put(("error", exc))

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from localchat.gguf.quants import PARTS_RE, quality_rank
 from localchat.paths import hf_cache_dir
 from localchat.reference import ModelRef
 from localchat.store.local import LocalModel
-from localchat.store.quants import PARTS_RE, quality_rank
 from localchat.store.registry import PulledModel, find_pulled
 
 

@@ -10,10 +10,10 @@ import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from localchat.gguf.quants import classify_gguf_path, quant_in_stem
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 from localchat.store.cache import model_from_record, repo_dir
 from localchat.store.local import pip_model_file
-from localchat.store.quants import classify_gguf_path, quant_in_stem
 from localchat.store.registry import PulledModel, all_pulled, forget_pulled
 from localchat.store.usage import all_usage, forget_usage, last_used
 

@@ -13,9 +13,9 @@ from filelock import FileLock
 
 from localchat.catalog.schema import PipSource
 from localchat.errors import CorruptModelFile, ModelNotFound
+from localchat.jsonfile import read_json, update_json
 from localchat.paths import pip_models_dir
 from localchat.reference import ModelRef
-from localchat.store.jsonfile import read_json, update_json
 
 GGUF_MAGIC = b"GGUF"
 
@@ -177,6 +177,6 @@ def _stamp(path: Path) -> list[int] | None:
 
 
 def _quant_from_name(filename: str) -> str | None:
-    from localchat.store.quants import quant_in_filename
+    from localchat.gguf.quants import quant_in_filename
 
     return quant_in_filename(filename)

@@ -11,8 +11,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from localchat.jsonfile import locked_json, read_json
 from localchat.paths import data_dir
-from localchat.store.jsonfile import locked_json, read_json
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from localchat.jsonfile import locked_json, read_json
 from localchat.paths import data_dir
-from localchat.store.jsonfile import locked_json, read_json
 from localchat.store.local import LocalModel
 
 

@@ -17,7 +17,6 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.worker import get_current_worker
 
-from localchat.engine.base import SamplingParams
 from localchat.errorlog import one_line, write_traceback
 from localchat.errors import LocalchatError
 from localchat.history import HistoryStore
@@ -29,6 +28,7 @@ from localchat.tui.screens.models import ModelsScreen
 from localchat.tui.screens.settings import SettingsScreen
 from localchat.tui.services import Loader, cancel_loads, format_eta, format_size
 from localchat.tui.session import ChatSession
+from localchat.types import SamplingParams
 
 if TYPE_CHECKING:
     from localchat.api import LoadedModel

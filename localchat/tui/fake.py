@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from localchat.engine.base import GenerationStats, Message, SamplingParams
+from localchat.types import GenerationStats, Message, SamplingParams
 
 DEFAULT_REPLY = (
     "Here is a short answer to **{question}**.\n\n"

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from localchat.engine.base import Message
 from localchat.history import HistoryStore, ReplyRecorder, StoredMessage
 from localchat.settings import Settings
+from localchat.types import Message
 
 
 class ChatSession:

@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from localchat.engine.base import GenerationStats, Message, SamplingParams
 from localchat.errors import LocalchatError
 from localchat.formats.base import ReplyParser, ReplyPart
 from localchat.history import ReplyRecorder
+from localchat.types import GenerationStats, Message, SamplingParams
 
 if TYPE_CHECKING:
     from localchat.api import LoadedModel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,13 @@ def localchat_env(home: Path, **extra: str) -> dict[str, str]:
     env.pop("HF_HOME", None)
     env.update(extra)
     return env
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that a test sends SIGINT: the default handler, which
+    Python turns into KeyboardInterrupt.  A suite started with SIGINT ignored (a background
+    job, ``nohup``) would otherwise pass the ignore on and the child would never see Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_localchat(

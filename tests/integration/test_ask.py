@@ -13,7 +13,12 @@ from pathlib import Path
 import pytest
 
 from localchat.errors import ExitCode
-from tests.integration.cli import assert_one_clean_error_line, localchat_env, run_localchat
+from tests.integration.cli import (
+    assert_one_clean_error_line,
+    default_sigint,
+    localchat_env,
+    run_localchat,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 pytest.importorskip("llama_cpp")
@@ -147,6 +152,7 @@ def test_ctrl_c_keeps_what_was_printed_and_exits_130(
          "--max-tokens", "2000", "Write a very long essay about the sea."],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=localchat_env(localchat_home),
+        preexec_fn=default_sigint,
     )  # fmt: skip
     first = os.read(process.stdout.fileno(), 16)
     assert first

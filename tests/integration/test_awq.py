@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 
 from localchat.engine import load_backend
-from localchat.engine.base import PromptSpec, SamplingParams
 from localchat.engine.settings import AwqSettings
 from localchat.errors import CorruptModelFile, EngineError, ExitCode
+from localchat.types import PromptSpec, SamplingParams
 from tests.fixtures import awq_models, fakehub
 from tests.fixtures.fakehub import FakeHub, hub_env
 
@@ -226,11 +226,11 @@ def test_same_prompt_tokens_as_the_gguf_of_the_same_model(awq_tiny, tmp_path) ->
     import llama_cpp
     from transformers import AutoTokenizer
 
-    from localchat.engine.base import Message
     from localchat.formats import resolve_format
     from localchat.gguf import read_gguf_metadata
     from localchat.safetensors import read_config
     from localchat.safetensors.metadata import hf_metadata
+    from localchat.types import Message
     from tests.fixtures.tiny_gguf import write_tiny_gguf
 
     float_dir, awq_dir = awq_tiny["llama"]

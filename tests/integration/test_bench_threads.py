@@ -100,7 +100,7 @@ def test_experts_stay_in_ram_while_the_rest_goes_to_a_worker(
     tmp_path: Path, localchat_home: Path
 ) -> None:
     from localchat.gguf import read_gguf
-    from localchat.planner.memory import Settings, estimate_memory
+    from localchat.planner.memory import MemorySettings, estimate_memory
     from tests.fixtures.gguf_files import llama_spec, write_gguf
     from tests.integration.test_rpc_workers import start_worker
 
@@ -125,7 +125,7 @@ def test_experts_stay_in_ram_while_the_rest_goes_to_a_worker(
     )
     assert overridden == {f"blk.{il}.ffn_{p}_exps" for il in (0, 1) for p in ("gate", "up", "down")}
     info = read_gguf(path)
-    settings = Settings(n_ctx=256, n_gpu_layers=5, n_cpu_moe=2)
+    settings = MemorySettings(n_ctx=256, n_gpu_layers=5, n_cpu_moe=2)
     rpc, cpu = estimate_memory(info, settings, n_gpus=1, n_remote=1, cpu_features=()).devices
     logged = _model_buffers(log)
     assert abs(logged["RPC"] - rpc.weights_bytes) < 0.02 * MiB, logged

@@ -21,10 +21,10 @@ import pytest
 from localchat.engine.probe import check_first_load, probe_key, probe_record_file
 from localchat.engine.settings import LlamaSettings
 from localchat.errors import CorruptModelFile, ExitCode
+from localchat.jsonfile import read_json
 from localchat.paths import llama_log_file
-from localchat.store.jsonfile import read_json
 from tests.fixtures.gguf_files import tiny_spec, write_gguf
-from tests.integration.cli import localchat_env
+from tests.integration.cli import default_sigint, localchat_env
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -83,6 +83,7 @@ def test_ctrl_c_interrupts_a_load(tmp_path: Path, localchat_home: Path) -> None:
         [sys.executable, "-m", "localchat", "ask", "-m", str(model), "--max-tokens", "1", "hi"],
         stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         env=localchat_env(localchat_home),
+        preexec_fn=default_sigint,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from localchat.engine.base import Message
 from localchat.formats import make_stop_checker, resolve_format
+from localchat.types import Message
 
 pytestmark = pytest.mark.llama
 llama_cpp = pytest.importorskip("llama_cpp")

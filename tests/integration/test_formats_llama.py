@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 
 from localchat.catalog import load_catalog
-from localchat.engine.base import Message
 from localchat.formats import make_stop_checker, resolve_format
+from localchat.types import Message
 
 pytestmark = pytest.mark.llama
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -222,8 +222,8 @@ def test_the_engine_stops_at_the_format_stop_token(tmp_path: Path, favour: int, 
     from gguf import TokenType
 
     from localchat.engine import load_backend
-    from localchat.engine.base import SamplingParams
     from localchat.engine.settings import LlamaSettings
+    from localchat.types import SamplingParams
 
     path = build_huozi_like_gguf(tmp_path / "f.gguf", TokenType.CONTROL, favour=favour)
     backend = load_backend(LlamaSettings(model_path=path, n_ctx=256))

@@ -27,6 +27,7 @@ from tests.fixtures.fakehub import (
     hub_env,
     make_gguf_like,
 )
+from tests.integration.cli import default_sigint
 
 REPO = "acme/resume-GGUF"
 FILE = "resume-Q4_K_M.gguf"
@@ -42,6 +43,7 @@ def start_pull(hub: FakeHub, home: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
 
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from localchat.engine.base import GenerationStats
 from localchat.history import HistoryStore
 from localchat.settings import Settings
 from localchat.tui.app import LocalchatApp
 from localchat.tui.fake import ScriptedModel
+from localchat.types import GenerationStats
 
 FIXED_STATS = GenerationStats(
     prompt_tokens=12,

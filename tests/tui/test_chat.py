@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from localchat.engine.base import GenerationStats
 from localchat.errors import EngineError, ModelNotFound
 from localchat.tui.screens.chat import ChatScreen
 from localchat.tui.streaming import Part
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
 from localchat.tui.widgets.status import ContextMeter
+from localchat.types import GenerationStats
 from tests.tui.conftest import Loads, type_text, wait_for
 
 pytestmark = pytest.mark.asyncio

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from localchat.engine.base import Message
 from localchat.errors import EngineError, TemplateRejected
 from localchat.history import HistoryStore
 from localchat.settings import Settings
@@ -22,6 +21,7 @@ from localchat.tui.streaming import (
     split_reply,
 )
 from localchat.tui.widgets.message import code_blocks
+from localchat.types import Message
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import pytest
 
 from localchat.catalog import load_catalog
 from localchat.engine.awq.keys import check_keys, legacy_key_map
-from localchat.engine.base import Message
 from localchat.errors import CorruptModelFile
 from localchat.formats import resolve_format
 from localchat.gguf.source import BytesSource
@@ -22,6 +21,7 @@ from localchat.planner.profiles import what_if_hardware
 from localchat.safetensors import read_checkpoint, read_header
 from localchat.safetensors.header import DTYPE_BYTES
 from localchat.safetensors.metadata import hf_metadata
+from localchat.types import Message
 
 CONFIG = {
     "model_type": "llama", "hidden_size": 256, "intermediate_size": 512,

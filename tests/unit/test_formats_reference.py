@@ -7,9 +7,9 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from localchat.engine.base import Message
 from localchat.formats import REFLECTION_SYSTEM_PROMPT, builtin_format
 from localchat.formats.builtin import HUOZI_ROLES
+from localchat.types import Message
 
 TEMPLATES = Path(__file__).parents[1] / "fixtures" / "templates"
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from localchat.catalog import load_catalog
-from localchat.engine.base import Message
 from localchat.errors import ConfigError
 from localchat.formats import (
     TemplateError,
@@ -17,6 +16,7 @@ from localchat.formats import (
     resolve_format,
 )
 from localchat.gguf.metadata import read_gguf_metadata
+from localchat.types import Message
 
 TEMPLATES = Path(__file__).parents[1] / "fixtures" / "templates"
 LLAMA31 = (TEMPLATES / "meta-llama-3.1-instruct.jinja").read_text(encoding="utf-8")

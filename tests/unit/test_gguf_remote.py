@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from localchat.errors import AuthRequired, CorruptModelFile, ModelNotFound
-from localchat.gguf import read_gguf, read_remote_gguf
+from localchat.gguf import read_gguf
+from localchat.hub.ranges import read_remote_gguf
 from tests.fixtures.gguf_files import RangeServer, serve_file, tiny_spec, write_split_gguf
 
 

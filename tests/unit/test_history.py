@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import localchat.history
-from localchat.engine.base import GenerationStats, Message
 from localchat.history import SCHEMA_VERSION, HistoryError, HistoryStore, title_from
+from localchat.types import GenerationStats, Message
 
 
 class Clock:

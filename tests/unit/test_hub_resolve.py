@@ -7,6 +7,7 @@ import hashlib
 import pytest
 
 from localchat.errors import ModelNotFound
+from localchat.gguf.quants import classify_gguf_path, quant_in_stem
 from localchat.hub.resolve import (
     RemoteFile,
     fallback_choose_quant,
@@ -16,7 +17,6 @@ from localchat.hub.resolve import (
     quant_sizes,
 )
 from localchat.hub.verify import ExpectedDigest
-from localchat.store.quants import classify_gguf_path, quant_in_stem
 
 
 def files(*paths: str, size: int = 100) -> list[RemoteFile]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import multiprocessing
 from pathlib import Path
 
-from localchat.store.jsonfile import locked_json, read_json, update_json, write_text_atomic
+from localchat.jsonfile import locked_json, read_json, update_json, write_text_atomic
 
 
 def _add_keys(path: str, prefix: str, count: int) -> None:

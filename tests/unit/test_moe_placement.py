@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from localchat.cli.plan_cmd import plan as plan_command
 from localchat.gguf import read_gguf
 from localchat.planner import PlanRequest, plan_model
-from localchat.planner.memory import Settings, estimate_memory
+from localchat.planner.memory import MemorySettings, estimate_memory
 from localchat.planner.profiles import what_if_hardware
 from tests.fixtures.gguf_files import mixtral_spec
 
@@ -62,7 +62,7 @@ def test_expert_split_puts_only_the_experts_of_the_first_layers_in_ram(
 ) -> None:
     info = read_gguf(mixtral_q4_0_gguf)
     input_bytes, dense, experts, output_bytes = _spec_bytes()
-    settings = Settings(n_ctx=4096, n_gpu_layers=33, n_cpu_moe=12, flash_attn=True)
+    settings = MemorySettings(n_ctx=4096, n_gpu_layers=33, n_cpu_moe=12, flash_attn=True)
     gpu, cpu = estimate_memory(info, settings, n_gpus=1, cpu_features=("avx2",)).devices
     assert gpu.weights_bytes == sum(dense.values()) + sum(experts[il] for il in range(12, 32)) + (
         output_bytes
@@ -76,7 +76,9 @@ def test_expert_split_puts_only_the_experts_of_the_first_layers_in_ram(
 def test_layer_split_moves_whole_layers(mixtral_q4_0_gguf: Path) -> None:
     info = read_gguf(mixtral_q4_0_gguf)
     input_bytes, dense, experts, output_bytes = _spec_bytes()
-    settings = Settings(n_ctx=4096, n_gpu_layers=21, flash_attn=True)  # layers 12..31 + output
+    settings = MemorySettings(
+        n_ctx=4096, n_gpu_layers=21, flash_attn=True
+    )  # layers 12..31 + output
     estimate = estimate_memory(info, settings, n_gpus=1, cpu_features=())
     gpu, cpu = estimate.devices
     on_gpu = range(12, 32)

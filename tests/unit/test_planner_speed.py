@@ -15,7 +15,7 @@ from localchat.cli.plan_cmd import plan as plan_command
 from localchat.gguf import read_gguf
 from localchat.planner import PlanRequest, plan_for_file
 from localchat.planner.calibration import llama_cpp_version
-from localchat.planner.memory import Settings, estimate_memory
+from localchat.planner.memory import MemorySettings, estimate_memory
 from localchat.planner.profiles import what_if_hardware
 from localchat.planner.speed import (
     CPU_EFFICIENCY,
@@ -35,7 +35,7 @@ def cpu_box():
 
 def _terms(path: Path, hardware, threads: int, n_ctx: int = 4096) -> SpeedTerms:
     info = read_gguf(path)
-    settings = Settings(n_ctx=n_ctx)
+    settings = MemorySettings(n_ctx=n_ctx)
     estimate = estimate_memory(info, settings)
     return model_terms(info, settings, estimate, hardware, ThreadCounts(threads, threads))
 
@@ -61,7 +61,7 @@ def test_threads_help_until_memory_bandwidth_bounds_decode(
 
 def test_moe_decode_reads_only_the_active_experts(mixtral_q4_0_gguf: Path) -> None:
     info = read_gguf(mixtral_q4_0_gguf)
-    settings = Settings(n_ctx=4096)
+    settings = MemorySettings(n_ctx=4096)
     cpu = _device_work(info, settings, estimate_memory(info, settings))[-1]
     experts = sum(layer.expert_bytes for layer in info.layers)
     dense = sum(layer.dense_bytes for layer in info.layers)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from localchat.engine.base import GenerationStats
 from localchat.engine.repetition import MIN_SPAN_CHARS, RepetitionGuard, guard_stream, is_looping
+from localchat.types import GenerationStats, TextStream
 
 
 def test_a_loop_is_found_once_it_spans_enough_text() -> None:
@@ -40,7 +40,7 @@ def test_guard_stream_stops_the_backend_and_says_why() -> None:
         finally:
             closed.append(True)
 
-    text = "".join(guard_stream(backend_stream(), lambda: stats))
+    text = "".join(guard_stream(TextStream(backend_stream(), stats)))
     assert stats.finish_reason == "repetition" and closed == [True]
     assert MIN_SPAN_CHARS <= len(text) < MIN_SPAN_CHARS + 64
 
@@ -55,7 +55,7 @@ def test_closing_the_guarded_stream_closes_the_backend() -> None:
         finally:
             closed.append(True)
 
-    stream = guard_stream(backend_stream(), GenerationStats)
+    stream = guard_stream(TextStream(backend_stream(), GenerationStats()))
     assert next(stream) == "word0 "
     stream.close()
     assert closed == [True]

@@ -15,12 +15,12 @@ import pytest
 from localchat import errors
 from localchat.catalog import load_catalog
 from localchat.engine import endpoints
-from localchat.engine.base import GenerationStats
 from localchat.engine.remote import _ReplyState, error_from_response
 from localchat.reference import parse_model_ref
 from localchat.server.config import ServerConfig, check_bind_safety, parse_duration_s
 from localchat.server.http_errors import http_status, openai_error_body
 from localchat.server.pool import ModelPool
+from localchat.types import GenerationStats
 from tests.conftest import unused_port
 
 

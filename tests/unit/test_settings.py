@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from localchat.engine.base import SamplingParams
 from localchat.errors import ConfigError
 from localchat.settings import Settings, dumps_toml, load_settings, save_settings
+from localchat.types import SamplingParams
 
 
 def test_defaults_when_no_file(localchat_home: Path) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from localchat.engine.base import Message
 from localchat.errors import ExitCode, TemplateError, TemplateRejected, UnsafeTemplateError
 from localchat.formats.jinja import SandboxedTemplate
+from localchat.types import Message
 from tests.fixtures.memory import PRINT_PEAK_RSS_KIB, peak_rss_kib, reset_peak_rss
 from tests.unit.test_formats_resolve import GEMMA3, LLAMA31, write_gguf
 
@@ -116,7 +116,7 @@ def test_every_hostile_template_stays_within_memory(tmp_path: Path) -> None:
     script.write_text(
         "import json, resource, sys\n"
         "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
-        "from localchat.engine.base import Message\n"
+        "from localchat.types import Message\n"
         "from localchat.errors import UnsafeTemplateError\n"
         "from localchat.formats.jinja import SandboxedTemplate\n"
         "from localchat.formats import jinja_limits\n"

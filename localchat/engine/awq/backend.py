@@ -15,11 +15,17 @@ from typing import Any
 
 from localchat.engine.awq.loader import LoadedAwq, load_awq
 from localchat.engine.awq.sampling import pick_token
-from localchat.engine.base import GenerationStats, LoadReport, PromptSpec, SamplingParams
 from localchat.engine.decode import decode_tokens
 from localchat.engine.settings import AwqSettings
 from localchat.engine.stops import StopStringFilter
 from localchat.errors import EngineError
+from localchat.types import (
+    GenerationStats,
+    LoadReport,
+    PromptSpec,
+    SamplingParams,
+    TextStream,
+)
 
 PREFILL_CHUNK_TOKENS = 512  # bounds activation memory for long prompts
 
@@ -63,16 +69,26 @@ class AwqBackend:
     def token_text(self, token_id: int) -> str:
         return self._model().tokenizer.decode([token_id], skip_special_tokens=False)
 
-    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> Iterator[str]:
-        """Yield decoded text; closing the generator stops decoding at the next token."""
+    @property
+    def max_streams(self) -> int:
+        return 1  # one torch KV cache, one sequence at a time
+
+    def stream(self, prompt: PromptSpec, sampling: SamplingParams) -> TextStream:
+        """The decoded text; closing the stream stops decoding at the next token."""
+        stats = GenerationStats()
+        self._stats = stats
+        return TextStream(self._generate(prompt, sampling, stats), stats)
+
+    def _generate(
+        self, prompt: PromptSpec, sampling: SamplingParams, stats: GenerationStats
+    ) -> Iterator[str]:
         loaded = self._model()
         torch = loaded.torch
         tokens = self._tokenize_prompt(prompt)
         budget = self._completion_budget(len(tokens), sampling.max_tokens)
         seed = sampling.seed if sampling.seed is not None else random.randrange(2**31)
         generator = torch.Generator(device=loaded.device).manual_seed(seed)
-        stats = GenerationStats(prompt_tokens=len(tokens))
-        self._stats = stats
+        stats.prompt_tokens = len(tokens)
         stop_ids = set(prompt.stop_token_ids) | self._end_ids
         history = list(tokens)
         token_ids = self._tokens(tokens, sampling, history, generator)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from localchat.engine.base import SamplingParams
+from localchat.types import SamplingParams
 
 PENALTY_LAST_N = 64  # llama.cpp's default repeat_last_n
 

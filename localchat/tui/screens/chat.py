@@ -16,8 +16,6 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown
 from textual.worker import Worker, get_current_worker
 
-from localchat.engine.base import Message as EngineMessage
-from localchat.engine.base import SamplingParams
 from localchat.history import ReplyRecorder, StoredMessage
 from localchat.tui.streaming import (
     OUTPUT_KINDS,
@@ -31,6 +29,8 @@ from localchat.tui.streaming import (
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
 from localchat.tui.widgets.status import StatusBar
+from localchat.types import Message as EngineMessage
+from localchat.types import SamplingParams
 
 if TYPE_CHECKING:
     from localchat.tui.app import LocalchatApp

@@ -1,4 +1,4 @@
-"""Read GGUF headers from the Hugging Face hub by HTTP Range requests.
+"""Read GGUF and safetensors headers from the Hugging Face hub by HTTP Range requests.
 
 Only the header is fetched (a few MB of a 40 GB file): the parser asks for
 growing ranges until it has the key/values and tensor infos.  The endpoint is
@@ -12,10 +12,19 @@ import re
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from localchat.errors import LocalchatError, ModelNotFound
+from localchat.errors import CorruptModelFile, LocalchatError, ModelNotFound
 from localchat.gguf.checks import check_header
 from localchat.gguf.header import GgufHeader, parse_header
 from localchat.gguf.info import GgufInfo, info_from_headers
+from localchat.hub.client import hub_endpoint as configured_endpoint
+from localchat.hub.client import network_error, status_error
+from localchat.safetensors.checkpoint import (
+    CONFIG_FILE,
+    MAX_CONFIG_BYTES,
+    CheckpointInfo,
+    parse_config,
+)
+from localchat.safetensors.header import read_header
 
 _CONTENT_RANGE_RE = re.compile(r"bytes\s+\d+-\d+/(\d+)")
 _PART_RE = re.compile(r"\.gguf\.part(\d+)of(\d+)$")
@@ -25,8 +34,6 @@ TIMEOUT_S = 30.0
 
 
 def hub_endpoint(endpoint: str | None = None) -> str:
-    from localchat.hub.client import hub_endpoint as configured_endpoint
-
     return endpoint.rstrip("/") if endpoint else configured_endpoint()
 
 
@@ -68,8 +75,6 @@ class HttpRangeSource:
 
     def _get(self, headers: dict[str, str], offset: int, length: int) -> bytes:
         from huggingface_hub import get_session
-
-        from localchat.hub.client import network_error
 
         try:
             with get_session().stream(
@@ -125,8 +130,6 @@ def auth_headers(token: str | None) -> dict[str, str]:
 def _raise_for_status(status: int, name: str) -> None:
     if status in (200, 206):
         return
-    from localchat.hub.client import status_error
-
     raise status_error(status, f"reading the header of {name}")
 
 
@@ -178,3 +181,18 @@ def read_remote_gguf(
             for name in filenames
         ]
     return info_from_headers(headers, source="remote header")
+
+
+def read_remote_checkpoint(
+    repo_id: str, files: Sequence[str], revision: str = "main"
+) -> CheckpointInfo:
+    """Config and shard headers of a hub checkpoint, by HTTP Range (a few MB at most)."""
+    config_source = HttpRangeSource(resolve_url(repo_id, CONFIG_FILE, revision), CONFIG_FILE)
+    config = parse_config(config_source.read(0, MAX_CONFIG_BYTES), repo_id)
+    names = tuple(sorted(f for f in files if f.endswith(".safetensors") and "/" not in f))
+    if not names:
+        raise CorruptModelFile(f"{repo_id}: no .safetensors weights on the hub")
+    headers = tuple(
+        read_header(HttpRangeSource(resolve_url(repo_id, name, revision), name)) for name in names
+    )
+    return CheckpointInfo(repo_id, config, names, headers, "remote header")
