@@ -62,6 +62,7 @@ def plan_model(
     chosen = choice.chosen
     plan = _plan_from(chosen, budgets, model_name or chosen.info.model_name)
     plan.n_parallel = max(request.n_parallel, 1)
+    plan.chosen_by = choice.how
     plan.reasons = _reasons(candidates, choice, request, budgets, hardware)
     attach_remote(plan, chosen.info, chosen.estimate, hardware, budgets)
     if plan.n_cpu_moe and plan.device_layers.get("CPU"):

@@ -76,6 +76,7 @@ class Plan:
     speed: Any = None  # planner.speed.SpeedPrediction: decode/prefill speeds and their source
     quality: QualityLoss | None = None  # the quant's expected loss (planner.quality); None: AWQ
     weights_bytes: int = 0  # the model's tensors as stored (0 where not known)
+    chosen_by: str = ""  # quality | tie | fastest | requested | none (planner.search.Choice)
     format: str = "gguf"  # "gguf" (llama.cpp) or "awq" (transformers + GPTQModel, planner.awq)
     torch_device: str = "cpu"  # AWQ only: "cuda:N", "mps" or "cpu" (the whole model on it)
     rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
@@ -161,6 +162,7 @@ class Plan:
             "predicted_tok_s": round(self.predicted_tok_s, 2),
             **self._speed_json(),
             "quality": self.quality.to_json() if self.quality is not None else None,
+            "chosen_by": self.chosen_by,
             "n_threads": self.n_threads,
             "n_threads_batch": self.n_threads_batch,
             "threads_source": self.threads_source,

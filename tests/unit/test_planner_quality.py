@@ -217,7 +217,7 @@ def test_plan_json_carries_quality() -> None:
     result = CliRunner().invoke(plan_command, args)
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
-    assert doc["quant"] == "Q4_0" and doc["weights"] > 0
+    assert doc["quant"] == "Q4_0" and doc["weights"] > 0 and doc["chosen_by"] == "quality"
     assert doc["quality"]["kld"] == 0.07194 and doc["quality"]["basis"] == "measured"
     assert doc["quality"]["reference_model"] == "Llama-3-8B"
     assert "perplexity/README.md" in doc["quality"]["source"]
