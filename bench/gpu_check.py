@@ -86,42 +86,79 @@ def main(argv: list[str] | None = None) -> int:
     if args.prepare_awq:
         print(json.dumps(worker.awq_models(str(args.prepare_awq))))
         return 0
-    started = time.perf_counter()
     kind = gpu_kind()
+    report = Report(args.out, kind)
     if kind == "cpu" and not args.allow_cpu:
-        return finish(
-            args, kind, [skipped("GPU", "a GPU", "nvidia-smi lists none; not a Mac")], started
-        )
+        report.add([skipped("GPU", "a GPU", "nvidia-smi lists none; not a Mac")])
+        return report.finish()
     build = ensure_build(args, kind, argv)
+    report.add(device.build_rows(build, kind))
     if build is not None and not build.get("offload", True):
-        rows = [
-            *device.build_rows(build, kind),
-            failed("GPU", "offload", "the build cannot offload"),
-        ]
-        return finish(args, kind, rows, started)
+        report.add([failed("GPU", "offload", "the build cannot offload")])
+        return report.finish()
     with tempfile.TemporaryDirectory(prefix="lc-gpu-check-") as work:
         kit = make_kit(args, kind, Path(work))
-        rows = device.build_rows(build, kind) + run_checks(kit, args.only.split(","))
-    return finish(args, kind, rows, started)
+        run_checks(kit, args.only.split(","), report)
+    return report.finish()
+
+
+class Report:
+    """The rows so far: printed as each check ends and saved to JSON after each, so a
+    run cut short by a time limit still leaves what it found."""
+
+    def __init__(self, out: Path, kind: str) -> None:
+        self.out, self.kind = out, kind
+        self.rows: list[Row] = []
+        self.started = time.perf_counter()
+
+    def add(self, rows: list[Row]) -> None:
+        self.rows += rows
+        if rows:
+            print("\n".join(format_table(rows)[1:]), flush=True)
+        self.save(complete=False)
+
+    def finish(self) -> int:
+        print("\n" + "\n".join(format_table(self.rows)))
+        print(f"{summary(self.rows)} ({self.kind}, {time.perf_counter() - self.started:.0f} s)")
+        self.save(complete=True)
+        print(f"wrote {self.out}")
+        return verdict(self.rows)
+
+    def save(self, *, complete: bool) -> None:
+        self.out.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            "kind": self.kind,
+            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+            "nvidia_smi": shutil.which("nvidia-smi") is not None,
+            "elapsed_s": round(time.perf_counter() - self.started, 1),
+            "complete": complete,
+            "verdict": verdict(self.rows),
+            "summary": summary(self.rows),
+            "rows": [row.to_json() for row in self.rows],
+        }
+        self.out.write_text(json.dumps(document, indent=1))
 
 
 def ensure_build(
     args: argparse.Namespace, kind: str, argv: list[str] | None
 ) -> dict[str, Any] | None:
     """None when this interpreter's llama-cpp-python offloads (or no GPU is checked);
-    else build one (``--sdist``) and re-run this script with it first on PYTHONPATH
-    (does not return)."""
+    else build one (``--sdist``; or reuse the one a run before left in ``--site``) and
+    re-run this script with it first on PYTHONPATH (does not return)."""
     if args.built is not None:
         report: dict[str, Any] = json.loads(args.built.read_text())
         return report
     if kind == "cpu" or offload_supported(sys.executable):
         return None
-    if args.sdist is None:
-        return {"seconds": 0, "offload": False, "cmake_args": "no --sdist to build from"}
-    print(f"building llama-cpp-python for {kind} into {args.site} ...", flush=True)
-    report = build_into(args.site, args.sdist, args.wheels, kind, args.cuda_arch)
-    print(f"built in {report['seconds']:.0f} s", flush=True)
     report_path = args.site / "gpu-check-build.json"
+    if report_path.exists() and offload_supported(sys.executable, args.site):
+        report = {**json.loads(report_path.read_text()), "reused": True}
+    elif args.sdist is None:
+        return {"seconds": 0, "offload": False, "cmake_args": "no --sdist to build from"}
+    else:
+        print(f"building llama-cpp-python for {kind} into {args.site} ...", flush=True)
+        report = build_into(args.site, args.sdist, args.wheels, kind, args.cuda_arch)
+        print(f"built in {report['seconds']:.0f} s", flush=True)
     report_path.write_text(json.dumps(report))
     again = [*(argv if argv is not None else sys.argv[1:]), "--built", str(report_path)]
     script = str(Path(__file__).resolve())
@@ -165,7 +202,7 @@ def _awq_models(kit: Kit) -> Path | None:
     return root
 
 
-def run_checks(kit: Kit, only: list[str]) -> list[Row]:
+def run_checks(kit: Kit, only: list[str], report: Report) -> None:
     """Every check in order; a check that crashes is one failed row, the rest still run."""
     models = [
         (label, path) for label, path in (("gemma-3-270m", kit.gemma), ("dense", kit.dense)) if path
@@ -180,48 +217,22 @@ def run_checks(kit: Kit, only: list[str]) -> list[Row]:
         ("awq", "AWQ", lambda: run.awq_rows(kit)),
         ("slots", "slots", lambda: run.slots_rows(kit)),
     ]  # fmt: skip
-    rows = [
-        skipped("models", "gemma-3-270m", note) for note in kit.notes if note.startswith("gemma")
-    ]
+    report.add([skipped("models", "gemma-3-270m", n) for n in kit.notes if n.startswith("gemma")])
     for key, name, check in plan:
         if key not in only:
             continue
         print(f"gpu_check: {name} ...", file=sys.stderr, flush=True)
         try:
-            rows += check()
+            rows = check()
         except (ChildFailed, subprocess.TimeoutExpired, KeyError, IndexError, RuntimeError) as exc:
-            rows.append(failed(name, "run", f"{type(exc).__name__}: {exc}"[:160]))
-    return rows
+            rows = [failed(name, "run", f"{type(exc).__name__}: {exc}"[:160])]
+        report.add(rows)
 
 
 def _bind(
     check: Callable[[Kit, str, Path], list[Row]], kit: Kit, label: str, path: Path
 ) -> Callable[[], list[Row]]:
     return lambda: check(kit, label, path)
-
-
-def finish(args: argparse.Namespace, kind: str, rows: list[Row], started: float) -> int:
-    code = verdict(rows)
-    elapsed_s = time.perf_counter() - started
-    print("\n".join(format_table(rows)))
-    print(f"{summary(rows)} ({kind}, {elapsed_s:.0f} s)")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "kind": kind,
-                "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
-                "nvidia_smi": shutil.which("nvidia-smi") is not None,
-                "elapsed_s": round(elapsed_s, 1),
-                "verdict": code,
-                "summary": summary(rows),
-                "rows": [row.to_json() for row in rows],
-            },
-            indent=1,
-        )
-    )
-    print(f"wrote {args.out}")
-    return code
 
 
 if __name__ == "__main__":

@@ -89,9 +89,12 @@ def with_site(env: dict[str, str], site: Path) -> dict[str, str]:
 
 
 def cmake_args(kind: str, cuda_arch: str) -> str:
+    """GGML_NATIVE=OFF as in the README's install: cloud VMs may advertise AMX and not
+    allow it, and a native build then dies at the first token."""
+    portable = "-DGGML_NATIVE=OFF -DGGML_RPC=on"
     if kind == "cuda":
-        return f"-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={cuda_arch} -DGGML_RPC=on"
-    return "-DGGML_METAL=on -DGGML_RPC=on" if kind == "metal" else "-DGGML_RPC=on"
+        return f"-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES={cuda_arch} {portable}"
+    return f"-DGGML_METAL=on {portable}" if kind == "metal" else portable
 
 
 def build_into(
