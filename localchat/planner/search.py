@@ -303,13 +303,14 @@ def choose(candidates: list[Candidate], request: PlanRequest) -> Choice:
     if not fitting:
         return Choice(min(candidates, key=lambda c: c.info.weights_bytes), "none")
     fastest = max(fitting, key=lambda c: c.tokens_per_s)
-    quick = [c for c in fitting if c.tokens_per_s >= request.target_tok_s]
+    target = request.target_tok_s
+    quick = [c for c in fitting if c.tokens_per_s >= target]
     if not quick:
         return Choice(fastest, "fastest")
     best = min(quick, key=_loss)
     ties = [c for c in quick if _tie(best, c)]
     chosen = max(ties, key=lambda c: c.tokens_per_s)
-    slow_better = [c for c in fitting if c not in quick and _loss(c) < _loss(chosen)]
+    slow_better = [c for c in fitting if c.tokens_per_s < target and _loss(c) < _loss(chosen)]
     return Choice(
         chosen,
         "quality" if chosen is best else "tie",
