@@ -8,6 +8,7 @@ catalog's recorded figures offline), and for hardware you don't have
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -133,7 +134,7 @@ def plan(
     result.raise_if_not_fits(suggest_plan=False)
 
 
-def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_only: bool):
+def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_only: bool) -> Any:
     from localchat.planner.profiles import what_if_hardware
 
     if vram or apple:
@@ -146,7 +147,7 @@ def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_onl
     return base
 
 
-def _with_remotes(hardware, remote: tuple[str, ...], rpc: str | None, link: str | None):
+def _with_remotes(hardware: Any, remote: tuple[str, ...], rpc: str | None, link: str | None) -> Any:
     """Add what-if workers (``--remote 24GiB``) and real ones (``--rpc``, probed)."""
     import dataclasses
 
@@ -184,7 +185,7 @@ def _gib(n_bytes: int | None) -> str:
     return "-" if n_bytes is None else f"{n_bytes / GIB:.2f}"
 
 
-def format_plan(plan) -> list[str]:
+def format_plan(plan: Any) -> list[str]:
     """The human-readable plan: a summary line, a per-device table, the reasons."""
     layers = f"{plan.gpu_layers_text} layers on GPU"
     status = "" if plan.fits else "  (DOES NOT FIT)"
@@ -206,11 +207,65 @@ def format_plan(plan) -> list[str]:
             f"  {plan.device_layers.get(device.device, '')}"
         )
     lines.append("")
+    lines.extend(_quant_table(plan))
     lines.extend(f"- {reason}" for reason in plan.reasons)
     return lines
 
 
-def _speed_lines(plan) -> list[str]:
+def _quant_table(plan: Any) -> list[str]:
+    """Every quant considered: size, placement, speed and expected quality loss; * = chosen."""
+    if plan.quality is None and not plan.alternatives:
+        return []  # AWQ, or no quality figures: the reasons say it all
+    chosen = {
+        "quant": plan.quant,
+        "fits": plan.fits,
+        "n_gpu_layers": plan.n_gpu_layers,
+        "n_cpu_moe": plan.n_cpu_moe,
+        "n_ctx": plan.n_ctx,
+        "predicted_tok_s": plan.predicted_tok_s,
+        "weights": plan.weights_bytes,
+        "quality": plan.quality.to_json() if plan.quality is not None else None,
+    }
+    rows = sorted([chosen, *plan.alternatives], key=_quality_key)
+    reference = next((r["quality"]["reference_model"] for r in rows if r["quality"]), "")
+    lines = [
+        f"  {'quant':<8}{'size':>8}  {'on GPU':<21}{'context':>7}{'tok/s':>7}  "
+        f"loss vs F16, {reference}"
+    ]
+    for row in rows:
+        mark = "*" if row is chosen else " "
+        lines.append(
+            f"{mark} {row['quant']:<8}{row['weights'] / 1e9:>5.1f} GB  "
+            f"{_placement(row, plan.n_layers):<21}{row['n_ctx']:>7}"
+            f"{row['predicted_tok_s']:>7.1f}  {_quality_text(row)}"
+        )
+    return [*lines, ""]
+
+
+def _quality_key(row: dict[str, Any]) -> tuple[bool, float]:
+    quality = row["quality"]
+    return (quality is None, quality["kld"] if quality else 0.0)
+
+
+def _placement(row: dict[str, Any], n_layers: int) -> str:
+    if not row["fits"]:
+        return "does not fit"
+    layers = f"{row['n_gpu_layers']}/{n_layers + 1}"
+    return f"{layers}, {row['n_cpu_moe']} exp. in RAM" if row["n_cpu_moe"] else layers
+
+
+def _quality_text(row: dict[str, Any]) -> str:
+    quality = row["quality"]
+    if quality is None:
+        return "unknown"
+    if quality["basis"] == "reference":
+        return "none (unquantized)"
+    approx = "~" if quality["basis"] == "estimated" else ""
+    pct = quality["ppl_increase_pct"]
+    return f"{approx}+{pct:.{2 if pct < 1 else 1}f} % ppl, KLD {quality['kld']:.4f}"
+
+
+def _speed_lines(plan: Any) -> list[str]:
     speed = plan.speed
     if speed is None:
         return []

@@ -8,13 +8,17 @@ from pathlib import Path
 
 from localchat.catalog.schema import ArchNumbers
 from localchat.errors import ModelNotFound
+from localchat.gguf import read_gguf
 from localchat.gguf.info import GgufInfo
 from localchat.hardware.types import Hardware
 from localchat.planner import reasons as words
 from localchat.planner.budget import Budgets, budgets_for
+from localchat.planner.calibration import compute_scale, model_identity
 from localchat.planner.plan import Plan, PlanRequest
-from localchat.planner.search import Candidate, choose, quality_order, search_quant
+from localchat.planner.quality import caveat_line, losses_for, quality_order, source_line
+from localchat.planner.search import Candidate, Choice, choose, decide_flash_attn, search_quant
 from localchat.planner.speed_calibration import lookup_for
+from localchat.planner.synth import info_from_arch
 from localchat.planner.workers import attach_remote
 from localchat.reference import ModelRef
 
@@ -38,22 +42,28 @@ def plan_model(
     quants = _wanted_quants(infos, request.quant, model_name)
     budgets = budgets_for(hardware)
     scales = compute_scales or {}
+    losses = losses_for(infos)
     candidates = [
-        search_quant(
-            q,
-            infos[q],
-            request,
-            hardware,
-            budgets,
-            compute_scale=scales.get(q, 1.0),
-            calibrate=lookup_for(hardware, infos[q]) if request.calibrate_speed else None,
+        replace(
+            search_quant(
+                q,
+                infos[q],
+                request,
+                hardware,
+                budgets,
+                compute_scale=scales.get(q, 1.0),
+                calibrate=lookup_for(hardware, infos[q]) if request.calibrate_speed else None,
+            ),
+            quality=losses[q],
         )
         for q in quants
     ]
-    chosen, how = choose(candidates, request)
+    choice = choose(candidates, request)
+    chosen = choice.chosen
     plan = _plan_from(chosen, budgets, model_name or chosen.info.model_name)
     plan.n_parallel = max(request.n_parallel, 1)
-    plan.reasons = _reasons(candidates, chosen, how, request, budgets, hardware)
+    plan.chosen_by = choice.how
+    plan.reasons = _reasons(candidates, choice, request, budgets, hardware)
     attach_remote(plan, chosen.info, chosen.estimate, hardware, budgets)
     if plan.n_cpu_moe and plan.device_layers.get("CPU"):
         experts = "layer 0" if plan.n_cpu_moe == 1 else f"layers 0-{plan.n_cpu_moe - 1}"
@@ -71,8 +81,6 @@ def plan_for_file(
     calibrate: bool = True,
 ) -> Plan:
     """Plan a local GGUF (a split model: pass the first part).  Used by ``ask``."""
-    from localchat.gguf import read_gguf
-
     path = Path(path)
     info = read_gguf(path)
     request = replace(request or PlanRequest(), quant=None)
@@ -101,8 +109,6 @@ def choose_quant(
         raise ModelNotFound("no quants to choose from")
     request = replace(request or PlanRequest(), quant=None)
     if arch is not None:
-        from localchat.planner.synth import info_from_arch
-
         infos = {
             q: info_from_arch(arch, quant=q, file_bytes=size, family=family)
             for q, size in quant_sizes.items()
@@ -133,9 +139,6 @@ def _wanted_quants(infos: Mapping[str, GgufInfo], quant: str | None, model_name:
 
 
 def _calibrated_scale(path: Path, request: PlanRequest, hardware: Hardware) -> float:
-    from localchat.planner.calibration import compute_scale, model_identity
-    from localchat.planner.search import decide_flash_attn
-
     n_gpus = budgets_for(hardware).n_gpus
     return compute_scale(
         model_identity(path),
@@ -174,6 +177,8 @@ def _plan_from(chosen: Candidate, budgets: Budgets, model_name: str) -> Plan:
         threads_source=chosen.threads.source,
         n_cpu_moe=settings.n_cpu_moe,
         speed=chosen.speed,
+        quality=chosen.quality,
+        weights_bytes=info.weights_bytes,
     )
 
 
@@ -189,19 +194,21 @@ def _candidate_line(c: Candidate, budgets: Budgets) -> str:
         budgets=budgets,
         over_bytes=c.fit.over_bytes,
         n_cpu_moe=c.settings.n_cpu_moe,
+        quality=words.quality_words(c, detail=True),
     )
 
 
 def _reasons(
     candidates: list[Candidate],
-    chosen: Candidate,
-    how: str,
+    choice: Choice,
     request: PlanRequest,
     budgets: Budgets,
     hardware: Hardware,
 ) -> list[str]:
+    chosen = choice.chosen
     lines = [_candidate_line(c, budgets) for c in candidates]
-    lines.append(words.choice_line(chosen.quant, how, request.target_tok_s))
+    lines.append(words.choice_line(choice, request.target_tok_s))
+    lines += [source_line(), caveat_line(chosen.info)]
     context = words.context_line(chosen.target_ctx, chosen.settings.n_ctx, chosen.full_offload)
     if context and chosen.fit.fits:
         lines.append(context)
@@ -225,9 +232,11 @@ def _alternative(c: Candidate) -> dict[str, object]:
         "quant": c.quant,
         "fits": c.fit.fits,
         "n_gpu_layers": c.n_gpu_layers,
+        "n_cpu_moe": c.settings.n_cpu_moe,
         "n_ctx": c.settings.n_ctx,
         "predicted_tok_s": round(c.tokens_per_s, 2),
         "weights": c.info.weights_bytes,
+        "quality": c.quality.to_json() if c.quality is not None else None,
     }
 
 

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.planner.memory import DeviceMemory
+from localchat.planner.quality import QualityLoss
 
 QUANTIZED_KV_TYPES = frozenset({"q8_0", "q5_1", "q5_0", "q4_1", "q4_0", "iq4_nl"})
 MAX_LOAD_RETRIES = 3
@@ -73,6 +74,9 @@ class Plan:
     n_parallel: int = 1
     n_cpu_moe: int = 0  # MoE expert split: experts of layers 0..n_cpu_moe-1 in RAM
     speed: Any = None  # planner.speed.SpeedPrediction: decode/prefill speeds and their source
+    quality: QualityLoss | None = None  # the quant's expected loss (planner.quality); None: AWQ
+    weights_bytes: int = 0  # the model's tensors as stored (0 where not known)
+    chosen_by: str = ""  # quality | tie | fastest | requested | none (planner.search.Choice)
     format: str = "gguf"  # "gguf" (llama.cpp) or "awq" (transformers + GPTQModel, planner.awq)
     torch_device: str = "cpu"  # AWQ only: "cuda:N", "mps" or "cpu" (the whole model on it)
     rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
@@ -154,8 +158,11 @@ class Plan:
             ],
             "rpc_servers": list(self.rpc_servers),
             "network": self.network.to_json() if self.network is not None else None,
+            "weights": self.weights_bytes,
             "predicted_tok_s": round(self.predicted_tok_s, 2),
             **self._speed_json(),
+            "quality": self.quality.to_json() if self.quality is not None else None,
+            "chosen_by": self.chosen_by,
             "n_threads": self.n_threads,
             "n_threads_batch": self.n_threads_batch,
             "threads_source": self.threads_source,

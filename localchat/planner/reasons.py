@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from localchat.hardware.types import Hardware
 from localchat.planner.budget import Budgets
+
+if TYPE_CHECKING:
+    from localchat.planner.plan import PlanRequest
+    from localchat.planner.search import Candidate, Choice
 
 
 def gb(n_bytes: float) -> str:
@@ -51,45 +56,95 @@ def candidate_line(
     budgets: Budgets,
     over_bytes: dict[str, int],
     n_cpu_moe: int = 0,
+    quality: str = "",
 ) -> str:
-    size = gb(weights_bytes)
-    all_layers = n_layers + 1
+    """One quant's best plan in words; ``quality`` (its expected loss) is appended."""
     if not fits:
         over = ", ".join(f"{device} short by {gb(b)}" for device, b in sorted(over_bytes.items()))
-        return f"{quant}: {size} does not fit even at {n_ctx} context ({over})"
+        return f"{quant}: {gb(weights_bytes)} does not fit even at {n_ctx} context ({over})"
+    placed = _placement_words(
+        quant, gb(weights_bytes), n_gpu_layers, n_layers, n_ctx, budgets, n_cpu_moe
+    )
+    return f"{placed}; predicted {tok_s(tokens_per_s)}" + (f"; {quality}" if quality else "")
+
+
+def _placement_words(
+    quant: str,
+    size: str,
+    n_gpu_layers: int,
+    n_layers: int,
+    n_ctx: int,
+    budgets: Budgets,
+    n_cpu_moe: int,
+) -> str:
+    all_layers = n_layers + 1
     if budgets.n_gpus == 0:
-        return (
-            f"{quant}: {size} in RAM (CPU only), {n_ctx} context; predicted {tok_s(tokens_per_s)}"
-        )
+        return f"{quant}: {size} in RAM (CPU only), {n_ctx} context"
     if n_gpu_layers >= all_layers and n_cpu_moe:
         return (
             f"{quant}: {size} does not fit {vram_words(budgets)} whole; all {all_layers} layers "
-            f"on GPU but the experts of {n_cpu_moe} in RAM, {n_ctx} context; "
-            f"predicted {tok_s(tokens_per_s)}"
+            f"on GPU but the experts of {n_cpu_moe} in RAM, {n_ctx} context"
         )
     if n_gpu_layers >= all_layers:
         return (
             f"{quant}: {size} fits {vram_words(budgets)} with {n_ctx} context, all "
-            f"{all_layers} layers on GPU; predicted {tok_s(tokens_per_s)}"
+            f"{all_layers} layers on GPU"
         )
     placement = (
         "nothing on GPU" if n_gpu_layers == 0 else f"{n_gpu_layers} of {all_layers} layers on GPU"
     )
     return (
         f"{quant}: {size} does not fit {vram_words(budgets)}; {placement}, the rest in RAM, "
-        f"{n_ctx} context; predicted {tok_s(tokens_per_s)}"
+        f"{n_ctx} context"
     )
 
 
-def choice_line(quant: str, how: str, target_tok_s: float) -> str:
-    words = {
-        "full": f"the best quant that runs all on GPU at ≥ {target_tok_s:g} tok/s",
-        "target": f"the best quant predicted at ≥ {target_tok_s:g} tok/s",
-        "fastest": f"no quant reaches {target_tok_s:g} tok/s, so the fastest plan that fits",
+def quality_words(candidate: Candidate, *, detail: bool = False) -> str:
+    """The candidate's expected loss ("+7.5 % perplexity"), or that none is known."""
+    if candidate.quality is None:
+        return "quality loss unknown"
+    return candidate.quality.words(detail=detail)
+
+
+def _speed_and_quality(candidate: Candidate) -> str:
+    return f"{tok_s(candidate.tokens_per_s)}, {quality_words(candidate)}"
+
+
+def choice_line(choice: Choice, target_tok_s: float) -> str:
+    """Why this quant: the rule that picked it, with its speed and quality and the
+    runner-up's, e.g. "chose Q4_0: the best quality predicted at ≥ 10 tok/s (29 tok/s,
+    +7.5 % perplexity); Q2_K is faster (126 tok/s) but loses more (+56.5 % perplexity)"."""
+    chosen, target = choice.chosen, f"{target_tok_s:g} tok/s"
+    head = {
+        "quality": f"the best quality predicted at ≥ {target}",
+        "fastest": f"no quant reaches {target}, so the fastest plan that fits",
         "requested": "the quant asked for",
         "none": "nothing fits this machine; showing the smallest option",
     }
-    return f"chose {quant}: {words[how]}"
+    if choice.how == "tie" and choice.tied is not None:
+        tied = choice.tied
+        text = (
+            f"chose {chosen.quant}: as good as {tied.quant} within the data's noise "
+            f"({quality_words(chosen)} vs {quality_words(tied)}) and faster "
+            f"({tok_s(chosen.tokens_per_s)} vs {tok_s(tied.tokens_per_s)})"
+        )
+    else:
+        text = f"chose {chosen.quant}: {head[choice.how]}"
+        if choice.how != "none":
+            text += f" ({_speed_and_quality(chosen)})"
+    if choice.faster is not None and choice.how in ("quality", "tie"):
+        faster = choice.faster
+        text += (
+            f"; {faster.quant} is faster ({tok_s(faster.tokens_per_s)}) but loses more "
+            f"({quality_words(faster)})"
+        )
+    if choice.better is not None:
+        better = choice.better
+        text += (
+            f"; the next better, {better.quant} ({quality_words(better)}), is predicted at "
+            f"{tok_s(better.tokens_per_s)}"
+        )
+    return text
 
 
 def context_line(target_ctx: int, n_ctx: int, full_offload: bool) -> str | None:
@@ -115,7 +170,7 @@ def ram_note(cpu_bytes: int, hardware: Hardware, budgets: Budgets) -> str:
     )
 
 
-def speed_lines(chosen, request, n_gpus: int) -> list[str]:  # chosen: search.Candidate
+def speed_lines(chosen: Candidate, request: PlanRequest, n_gpus: int) -> list[str]:
     """Threads, predicted prefill/decode speeds with their source, MoE placement, ignored --ngl."""
     speed, threads = chosen.speed, chosen.threads
     lines = [

@@ -1,20 +1,23 @@
 """Search quant × context × GPU layers for the plan that fits and runs best.
 
-Policy (README "How localchat picks a quant"):
+Policy (README "How localchat decides what fits"):
 
 1. For each quant the repo has: keep every layer on the GPU at the target context
    if it fits; otherwise shrink the context (in steps of 256, not below the floor)
    while that keeps every layer on the GPU; otherwise, at the floor context, put as
-   many layers on the GPU as fit and the rest in RAM.
-2. Among the quants that fit: the best-quality one that runs fully on the GPU at
-   the target speed; else the best-quality one predicted at the target speed;
-   else the fastest plan that fits.
+   many layers on the GPU as fit and the rest in RAM (a MoE model: whole layers, or
+   the experts of the first layers, whichever is predicted faster).
+2. Among the quants that fit: the highest-quality one (``planner.quality``: measured
+   loss, not file size) predicted at or above the target speed, where a quant whose
+   quality is within the data's noise of it goes first if it is faster; else the
+   fastest plan that fits.  Running fully on the GPU is a means to speed, not a goal.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from localchat.errors import ConfigError
 from localchat.gguf.info import GgufInfo
@@ -22,6 +25,7 @@ from localchat.hardware.types import Hardware
 from localchat.planner.budget import Budgets, FitCheck, check_fit
 from localchat.planner.memory import MemoryEstimate, MemorySettings, estimate_memory
 from localchat.planner.plan import QUANTIZED_KV_TYPES, PlanRequest
+from localchat.planner.quality import QualityLoss, near_tie
 from localchat.planner.speed import Calibration, SpeedPrediction, ThreadCounts, predict_speed
 from localchat.planner.threads import ThreadChoice, choose_threads
 
@@ -43,6 +47,7 @@ class Candidate:
     threads: ThreadChoice
     target_ctx: int
     placement_note: str = ""  # MoE: why the expert split or the layer split was chosen
+    quality: QualityLoss | None = None  # expected loss against the unquantized model
 
     @property
     def tokens_per_s(self) -> float:
@@ -176,7 +181,7 @@ def context_bounds(info: GgufInfo, request: PlanRequest) -> tuple[int, int]:
     return target, min(request.min_ctx, target)
 
 
-def _largest(lo: int, hi: int, ok) -> int | None:
+def _largest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     """Largest x in [lo, hi] with ok(x), assuming ok is monotone (true, then false)."""
     if lo > hi or not ok(lo):
         return None
@@ -241,7 +246,7 @@ def _expert_split_or(
     """The MoE expert split when it fits and is predicted faster than ``layer_split``."""
     info, all_layers = ev.info, ev.info.n_layers + 1
     for n_ctx in (target, floor):
-        fewest = _smallest(1, info.n_layers, lambda k, c=n_ctx: ev.fits(c, all_layers, k))
+        fewest = _smallest(1, info.n_layers, partial(_expert_split_fits, ev, n_ctx))
         if fewest is not None:
             break
     else:
@@ -259,7 +264,11 @@ def _expert_split_or(
     return replace(layer_split, placement_note=f"MoE: chose the layer split over the {ways}")
 
 
-def _smallest(lo: int, hi: int, ok) -> int | None:
+def _expert_split_fits(ev: _Evaluator, n_ctx: int, n_cpu_moe: int) -> bool:
+    return ev.fits(n_ctx, ev.info.n_layers + 1, n_cpu_moe)
+
+
+def _smallest(lo: int, hi: int, ok: Callable[[int], bool]) -> int | None:
     """Smallest x in [lo, hi] with ok(x), assuming ok is monotone (false, then true)."""
     if lo > hi or not ok(hi):
         return None
@@ -272,25 +281,51 @@ def _smallest(lo: int, hi: int, ok) -> int | None:
     return lo
 
 
-def quality_order(quants: Mapping[str, object]) -> list[str]:
-    from localchat.gguf.quants import quality_rank
+@dataclass(frozen=True)
+class Choice:
+    """The chosen candidate, how it was chosen, and the others the reason names."""
 
-    return sorted(quants, key=lambda q: (quality_rank(q), q))
+    chosen: Candidate
+    how: str  # quality | tie | fastest | requested | none
+    tied: Candidate | None = None  # how == "tie": the better-quality one it matched
+    faster: Candidate | None = None  # the fastest plan that fits, when not the chosen
+    better: Candidate | None = None  # the next better-quality plan, which misses the target
 
 
-def choose(candidates: list[Candidate], request: PlanRequest) -> tuple[Candidate, str]:
-    """(chosen candidate, how: full | target | fastest | requested | none)."""
+def choose(candidates: list[Candidate], request: PlanRequest) -> Choice:
+    """The highest-quality quant predicted at the target speed (near ties: the faster),
+    else the fastest plan that fits; the quant asked for; or, if nothing fits, the
+    smallest."""
     if request.quant is not None:
         chosen = candidates[0]
-        return chosen, ("requested" if chosen.fit.fits else "none")
+        return Choice(chosen, "requested" if chosen.fit.fits else "none")
     fitting = [c for c in candidates if c.fit.fits]
     if not fitting:
-        return min(candidates, key=lambda c: c.info.weights_bytes), "none"
+        return Choice(min(candidates, key=lambda c: c.info.weights_bytes), "none")
+    fastest = max(fitting, key=lambda c: c.tokens_per_s)
     target = request.target_tok_s
-    for how, wanted in (
-        ("full", [c for c in fitting if c.full_offload and c.tokens_per_s >= target]),
-        ("target", [c for c in fitting if c.tokens_per_s >= target]),
-    ):
-        if wanted:
-            return wanted[0], how
-    return max(fitting, key=lambda c: c.tokens_per_s), "fastest"
+    quick = [c for c in fitting if c.tokens_per_s >= target]
+    if not quick:
+        return Choice(fastest, "fastest")
+    best = min(quick, key=_loss)
+    ties = [c for c in quick if _tie(best, c)]
+    chosen = max(ties, key=lambda c: c.tokens_per_s)
+    slow_better = [c for c in fitting if c.tokens_per_s < target and _loss(c) < _loss(chosen)]
+    return Choice(
+        chosen,
+        "quality" if chosen is best else "tie",
+        tied=None if chosen is best else best,
+        faster=None if fastest is chosen else fastest,
+        better=max(slow_better, key=_loss) if slow_better else None,
+    )
+
+
+def _loss(candidate: Candidate) -> float:
+    """KL divergence, for ordering; a quant with no figure sorts after every other."""
+    return candidate.quality.kld if candidate.quality is not None else float("inf")
+
+
+def _tie(a: Candidate, b: Candidate) -> bool:
+    if a.quality is None or b.quality is None:
+        return a is b
+    return near_tie(a.quality, b.quality)

@@ -35,9 +35,12 @@ def test_choose_quant_from_catalog_figures() -> None:
     sizes = {q: qf.size_bytes for q, qf in entry.gguf.quants.items()}
     on_24 = what_if_hardware(vram=[24 * GiB], ram=64 * GiB)
     on_80 = what_if_hardware(vram=[80 * GiB], ram=64 * GiB)
-    assert choose_quant(sizes, entry.arch, on_24, family=entry.family) == "Q2_K"
+    # Q4_0 with the experts of a few layers in RAM is predicted well above 10 tok/s and
+    # loses far less than Q2_K (issue 19: quality first, the speed target is a floor)
+    assert choose_quant(sizes, entry.arch, on_24, family=entry.family) == "Q4_0"
     assert choose_quant(sizes, entry.arch, on_80, family=entry.family) == "Q4_0"
-    # without architecture figures: the best file that fits the VRAM with a margin
+    # without architecture figures (no speed model): the best file that fits the VRAM
+    # with a margin
     assert choose_quant(sizes, None, on_24) == "Q2_K"
     assert choose_quant(sizes, None, on_80) == "Q4_0"
 
