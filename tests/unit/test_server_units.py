@@ -15,10 +15,11 @@ import pytest
 from localchat import errors
 from localchat.catalog import load_catalog
 from localchat.engine import endpoints
-from localchat.engine.remote import _ReplyState, error_from_response
+from localchat.engine.remote_engine import _ReplyState
+from localchat.protocol.errors import error_from_response, http_status, openai_error
+from localchat.protocol.ollama import parse_duration_s
 from localchat.reference import parse_model_ref
-from localchat.server.config import ServerConfig, check_bind_safety, parse_duration_s
-from localchat.server.http_errors import http_status, openai_error_body
+from localchat.server.config import ServerConfig, check_bind_safety
 from localchat.server.pool import ModelPool
 from localchat.types import GenerationStats
 from tests.conftest import unused_port
@@ -63,7 +64,7 @@ def test_statuses_follow_the_hierarchy(error: BaseException, status: int) -> Non
 
 
 def test_openai_error_shape() -> None:
-    body = openai_error_body(errors.ModelNotFound("unknown model 'x'", hint="see catalog"))
+    body = openai_error(errors.ModelNotFound("unknown model 'x'", hint="see catalog")).model_dump()
     assert body == {
         "error": {
             "message": "unknown model 'x' (see catalog)",
@@ -72,7 +73,7 @@ def test_openai_error_shape() -> None:
             "code": "model_not_found",
         }
     }
-    assert "bug" not in openai_error_body(RuntimeError("bug"))["error"]["message"]
+    assert "bug" not in openai_error(RuntimeError("bug")).error.message
 
 
 @pytest.mark.parametrize(

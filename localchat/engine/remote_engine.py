@@ -3,31 +3,38 @@
 vLLM, llama-server, ``python -m llama_cpp.server``, LM Studio, Ollama or another
 ``localchat serve``: the prompt's messages go to ``/chat/completions`` (the server
 applies its own chat template), a raw prompt to ``/completions``; the reply streams
-back as server-sent events.  Stats come from the server's ``usage`` (and llama.cpp's
-``timings`` when sent), time to first token from the client's clock.  A reasoning
-model's ``reasoning_content`` is wrapped in ``<thinking>`` tags, so the same reply
-parser that splits Reflection's replies keeps it apart from the answer.
+back as server-sent events.  Requests are built, and replies, chunks and errors read,
+through ``localchat.protocol`` (the models the server itself uses), leniently: another
+server may add fields or leave some out.  Stats come from the server's ``usage`` (and
+llama.cpp's ``timings`` when sent), time to first token from the client's clock.  A
+reasoning model's ``reasoning_content`` is wrapped in ``<thinking>`` tags, so the same
+reply parser that splits Reflection's replies keeps it apart from the answer.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
+from pydantic import BaseModel
 
 from localchat.engine.decode import decode_rate
 from localchat.engine.settings import RemoteSettings
-from localchat.errors import (
-    DoesNotFit,
-    InvalidRequest,
-    LocalchatError,
-    ModelNotFound,
-    RemoteEngineError,
-    ServerBusy,
-    Unauthorized,
+from localchat.errors import InvalidRequest, ModelNotFound, RemoteEngineError
+from localchat.protocol import SERVER_DEFAULT_MODEL, parse_json, validate
+from localchat.protocol.errors import error_from_response, error_from_stream
+from localchat.protocol.messages import to_openai_messages
+from localchat.protocol.ollama import GenerateReply, GenerateRequest
+from localchat.protocol.openai import (
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    CompletionRequest,
+    CompletionResponse,
+    ModelList,
+    Timings,
+    Usage,
 )
 from localchat.types import (
     GenerationStats,
@@ -37,21 +44,7 @@ from localchat.types import (
     TextStream,
 )
 
-_ERROR_BY_CODE: dict[str, type[LocalchatError]] = {
-    "model_not_found": ModelNotFound,
-    "model_does_not_fit": DoesNotFit,
-    "server_busy": ServerBusy,
-    "invalid_api_key": Unauthorized,
-}
-_ERROR_BY_STATUS: dict[int, type[LocalchatError]] = {
-    400: InvalidRequest,
-    401: Unauthorized,
-    403: Unauthorized,
-    404: ModelNotFound,
-    422: InvalidRequest,
-    429: ServerBusy,
-    503: ServerBusy,
-}
+ReplyT = TypeVar("ReplyT", bound=BaseModel)
 MAX_STREAMS = 64  # the server batches or queues them on its side
 _CHARS_PER_TOKEN = 4  # count_tokens' estimate: servers do not share one tokenize endpoint
 
@@ -88,17 +81,20 @@ class RemoteBackend:
     # -- opening ---------------------------------------------------------
 
     def _load(self) -> str:
-        """Ask a localchat server to load the model now (Ollama's empty /api/generate)."""
-        body: dict[str, Any] = {"model": self.settings.model}
+        """Ask a localchat server to load the model now (Ollama's empty /api/generate);
+        no model named means the server's default, asked for by its documented name."""
+        wanted = self.settings.model or SERVER_DEFAULT_MODEL
+        fields: dict[str, Any] = {"model": wanted}
         if self.settings.n_ctx:
-            body["options"] = {"num_ctx": self.settings.n_ctx}
+            fields["options"] = {"num_ctx": self.settings.n_ctx}
+        request = validate(GenerateRequest, fields)
         root = self.settings.base_url.rstrip("/").removesuffix("/v1")
-        reply = self._request("POST", f"{root}/api/generate", json=body)
-        return str(reply.get("model") or self.settings.model)
+        reply = self._request("POST", f"{root}/api/generate", GenerateReply, request)
+        return reply.model or wanted
 
     def _pick_model(self) -> str:
         """The model's name as the server lists it; the first one when none was named."""
-        listed = [str(m.get("id")) for m in self._request("GET", "/models").get("data") or []]
+        listed = [card.id for card in self._request("GET", "/models", ModelList).data]
         wanted = self.settings.model
         if not wanted:
             if not listed:
@@ -111,23 +107,28 @@ class RemoteBackend:
             )
         return wanted
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
+    def _request(
+        self, method: str, url: str, reply: type[ReplyT], body: BaseModel | None = None
+    ) -> ReplyT:
+        json = _wire(body) if body is not None else None
         try:
-            response = self._client.request(method, url, **kwargs)
+            response = self._client.request(method, url, json=json)
         except httpx.HTTPError as exc:
             raise self._unreachable(exc) from exc
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.text, self.settings.base_url)
+            raise error_from_response(response.status_code, response.content, self._source)
         try:
-            return response.json()
-        except ValueError as exc:
-            raise RemoteEngineError(
-                f"{self.settings.base_url} sent a reply that is not JSON"
-            ) from exc
+            return validate(reply, parse_json(response.content, "the reply"))
+        except InvalidRequest as exc:  # the server's fault, not the request's
+            raise RemoteEngineError(f"{self._source} sent an unexpected reply: {exc}") from exc
+
+    @property
+    def _source(self) -> str:
+        return self.settings.base_url
 
     def _unreachable(self, exc: httpx.HTTPError) -> RemoteEngineError:
         return RemoteEngineError(
-            f"the engine at {self.settings.base_url} failed: {type(exc).__name__}: {exc}",
+            f"the engine at {self._source} failed: {type(exc).__name__}: {exc}",
             hint="is the server running? --local runs the model in this process",
         )
 
@@ -147,15 +148,15 @@ class RemoteBackend:
     def _generate(
         self, prompt: PromptSpec, sampling: SamplingParams, stats: GenerationStats
     ) -> Iterator[str]:
-        path = "/chat/completions" if prompt.messages else "/completions"
-        reply = _ReplyState(stats, time.perf_counter())
+        chat = bool(prompt.messages)
+        body = _wire(self.request_for(prompt, sampling))
+        reply = _ReplyState(stats, time.perf_counter(), chat=chat, source=self._source)
+        path = "/chat/completions" if chat else "/completions"
         try:
-            with self._client.stream("POST", path, json=self._body(prompt, sampling)) as response:
+            with self._client.stream("POST", path, json=body) as response:
                 if response.status_code >= 400:
                     response.read()
-                    raise error_from_response(
-                        response.status_code, response.text, self.settings.base_url
-                    )
+                    raise error_from_response(response.status_code, response.content, self._source)
                 for payload in _sse_payloads(response.iter_lines()):
                     yield from reply.feed(payload)
                 yield from reply.finish()
@@ -164,27 +165,29 @@ class RemoteBackend:
         finally:
             reply.close()
 
-    def _body(self, prompt: PromptSpec, sampling: SamplingParams) -> dict[str, Any]:
-        body: dict[str, Any] = {
+    def request_for(
+        self, prompt: PromptSpec, sampling: SamplingParams
+    ) -> ChatCompletionRequest | CompletionRequest:
+        """The request for this prompt, checked by the rules the server applies (every
+        stop string is sent; one over the limits is refused here, never dropped)."""
+        fields: dict[str, Any] = {
             "model": self.model_name,
             "stream": True,
             "stream_options": {"include_usage": True},
             "temperature": sampling.temperature,
             "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens or None,
+            "seed": sampling.seed,
+            "stop": list(prompt.stop_strings) or None,
+            "presence_penalty": sampling.presence_penalty or None,
+            "frequency_penalty": sampling.frequency_penalty or None,
+            "num_ctx": self.settings.n_ctx,  # localchat and Ollama honour it
         }
         if prompt.messages:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in prompt.messages]
-        else:
-            body["prompt"] = prompt.text
-        if sampling.max_tokens:
-            body["max_tokens"] = sampling.max_tokens
-        if sampling.seed is not None:
-            body["seed"] = sampling.seed
-        if prompt.stop_strings:
-            body["stop"] = list(prompt.stop_strings)[:4]  # OpenAI's limit
-        if self.settings.n_ctx:
-            body["num_ctx"] = self.settings.n_ctx
-        return body
+            return validate(
+                ChatCompletionRequest, {**fields, "messages": to_openai_messages(prompt.messages)}
+            )
+        return validate(CompletionRequest, {**fields, "prompt": prompt.text})
 
     def count_tokens(self, text: str) -> int:
         """An estimate (about four characters a token)."""
@@ -197,12 +200,21 @@ class RemoteBackend:
         self._client.close()
 
 
+def _wire(body: BaseModel) -> Any:
+    """A request model as the JSON it is sent as: unset optional fields left out."""
+    return body.model_dump(mode="json", exclude_none=True, by_alias=True)
+
+
 class _ReplyState:
     """Turns streamed chunks into text pieces and fills the stats."""
 
-    def __init__(self, stats: GenerationStats, started: float) -> None:
+    def __init__(
+        self, stats: GenerationStats, started: float, *, chat: bool = True, source: str = ""
+    ) -> None:
         self.stats = stats
         self.started = started
+        self.chat = chat
+        self.source = source
         self.first_at: float | None = None
         self.last_at = started
         self.pieces = 0
@@ -213,21 +225,35 @@ class _ReplyState:
     def feed(self, payload: str) -> Iterator[str]:
         if payload == "[DONE]":
             return
-        chunk = _json_object(payload)
-        if "error" in chunk:
-            raise _stream_error(chunk["error"])
-        self._read_usage(chunk)
-        for choice in chunk.get("choices") or []:
-            delta = choice.get("delta") or {}
-            reasoning = delta.get("reasoning_content") or delta.get("reasoning")
-            text = delta.get("content") if "delta" in choice else choice.get("text")
+        data = self._json_object(payload)
+        if "error" in data:
+            raise error_from_stream(data["error"], self.source)
+        if self.chat:
+            yield from self._chat_chunk(self._read(ChatCompletionChunk, data, payload))
+        else:
+            yield from self._text_chunk(self._read(CompletionResponse, data, payload))
+
+    def _chat_chunk(self, chunk: ChatCompletionChunk) -> Iterator[str]:
+        self._read_usage(chunk.usage, chunk.timings)
+        for choice in chunk.choices:
+            reasoning = choice.delta.reasoning_text()
             if reasoning:
                 yield from self._piece(("" if self.thinking_open else "<thinking>") + reasoning)
                 self.thinking_open = True
-            if text:
-                yield from self._piece(self._close_thinking() + text)
-            if choice.get("finish_reason"):
-                self.stats.finish_reason = str(choice["finish_reason"])
+            if choice.delta.content:
+                yield from self._piece(self._close_thinking() + choice.delta.content)
+            self._read_finish(choice.finish_reason)
+
+    def _text_chunk(self, chunk: CompletionResponse) -> Iterator[str]:
+        self._read_usage(chunk.usage, chunk.timings)
+        for choice in chunk.choices:
+            if choice.text:
+                yield from self._piece(choice.text)
+            self._read_finish(choice.finish_reason)
+
+    def _read_finish(self, reason: str | None) -> None:
+        if reason:
+            self.stats.finish_reason = reason
 
     def finish(self) -> Iterator[str]:
         closing = self._close_thinking()
@@ -251,15 +277,13 @@ class _ReplyState:
         self.thinking_open = False
         return "</thinking>"
 
-    def _read_usage(self, chunk: dict[str, Any]) -> None:
-        usage = chunk.get("usage")
-        if isinstance(usage, dict):
+    def _read_usage(self, usage: Usage | None, timings: Timings | None) -> None:
+        if usage is not None:
             self.usage_seen = True
-            self.stats.prompt_tokens = int(usage.get("prompt_tokens") or 0)
-            self.stats.completion_tokens = int(usage.get("completion_tokens") or 0)
-        timings = chunk.get("timings")
-        if isinstance(timings, dict) and timings.get("predicted_per_second"):
-            self.server_tok_s = float(timings["predicted_per_second"])
+            self.stats.prompt_tokens = usage.prompt_tokens
+            self.stats.completion_tokens = usage.completion_tokens
+        if timings is not None and timings.predicted_per_second:
+            self.server_tok_s = timings.predicted_per_second
 
     def close(self) -> None:
         stats = self.stats
@@ -271,44 +295,28 @@ class _ReplyState:
             stats.completion_tokens, decode_s
         )
 
+    def _json_object(self, payload: str) -> dict[str, Any]:
+        try:
+            value = parse_json(payload, "a streamed chunk")
+        except InvalidRequest as exc:
+            raise RemoteEngineError(
+                f"the engine sent a chunk that is not JSON: {payload[:80]!r}"
+            ) from exc
+        if not isinstance(value, dict):
+            raise RemoteEngineError(f"the engine sent an unexpected chunk: {payload[:80]!r}")
+        return value
+
+    def _read(self, shape: type[ReplyT], data: dict[str, Any], payload: str) -> ReplyT:
+        try:
+            return validate(shape, data)
+        except InvalidRequest as exc:
+            raise RemoteEngineError(
+                f"the engine sent an unexpected chunk ({exc.message}): {payload[:80]!r}"
+            ) from exc
+
 
 def _sse_payloads(lines: Iterator[str]) -> Iterator[str]:
     """The ``data:`` payloads of a server-sent event stream."""
     for line in lines:
         if line.startswith("data:"):
             yield line[5:].strip()
-
-
-def _json_object(payload: str) -> dict[str, Any]:
-    try:
-        value = json.loads(payload)
-    except ValueError as exc:
-        raise RemoteEngineError(
-            f"the engine sent a chunk that is not JSON: {payload[:80]!r}"
-        ) from exc
-    if not isinstance(value, dict):
-        raise RemoteEngineError(f"the engine sent an unexpected chunk: {payload[:80]!r}")
-    return value
-
-
-def _stream_error(error: Any) -> LocalchatError:
-    message = error.get("message") if isinstance(error, dict) else str(error)
-    code = error.get("code") if isinstance(error, dict) else None
-    return _ERROR_BY_CODE.get(str(code), RemoteEngineError)(f"the engine failed: {message}")
-
-
-def error_from_response(status: int, body_text: str, base_url: str) -> LocalchatError:
-    """A server's error reply (OpenAI's or Ollama's shape) as the matching localchat error."""
-    message, code = body_text.strip()[:300], None
-    try:
-        body = json.loads(body_text)
-    except ValueError:
-        body = None
-    if isinstance(body, dict):
-        error = body.get("error", body.get("detail"))
-        if isinstance(error, dict):
-            message, code = str(error.get("message") or message), error.get("code")
-        elif error:
-            message = str(error)
-    error_class = _ERROR_BY_CODE.get(str(code)) or _ERROR_BY_STATUS.get(status, RemoteEngineError)
-    return error_class(f"{message} (HTTP {status} from {base_url})")
