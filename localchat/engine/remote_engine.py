@@ -149,7 +149,7 @@ class RemoteBackend:
         self, prompt: PromptSpec, sampling: SamplingParams, stats: GenerationStats
     ) -> Iterator[str]:
         chat = bool(prompt.messages)
-        body = _wire(self.request_for(prompt, sampling))
+        body = _wire(request_for(self.model_name, self.settings.n_ctx, prompt, sampling))
         reply = _ReplyState(stats, time.perf_counter(), chat=chat, source=self._source)
         path = "/chat/completions" if chat else "/completions"
         try:
@@ -165,30 +165,6 @@ class RemoteBackend:
         finally:
             reply.close()
 
-    def request_for(
-        self, prompt: PromptSpec, sampling: SamplingParams
-    ) -> ChatCompletionRequest | CompletionRequest:
-        """The request for this prompt, checked by the rules the server applies (every
-        stop string is sent; one over the limits is refused here, never dropped)."""
-        fields: dict[str, Any] = {
-            "model": self.model_name,
-            "stream": True,
-            "stream_options": {"include_usage": True},
-            "temperature": sampling.temperature,
-            "top_p": sampling.top_p,
-            "max_tokens": sampling.max_tokens or None,
-            "seed": sampling.seed,
-            "stop": list(prompt.stop_strings) or None,
-            "presence_penalty": sampling.presence_penalty or None,
-            "frequency_penalty": sampling.frequency_penalty or None,
-            "num_ctx": self.settings.n_ctx,  # localchat and Ollama honour it
-        }
-        if prompt.messages:
-            return validate(
-                ChatCompletionRequest, {**fields, "messages": to_openai_messages(prompt.messages)}
-            )
-        return validate(CompletionRequest, {**fields, "prompt": prompt.text})
-
     def count_tokens(self, text: str) -> int:
         """An estimate (about four characters a token)."""
         return max(1, len(text) // _CHARS_PER_TOKEN) if text else 0
@@ -198,6 +174,30 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+def request_for(
+    model_name: str, n_ctx: int | None, prompt: PromptSpec, sampling: SamplingParams
+) -> ChatCompletionRequest | CompletionRequest:
+    """The request for this prompt, checked by the rules the server applies (every stop
+    string is sent; one over the limits is refused here, never dropped)."""
+    fields: dict[str, Any] = {
+        "model": model_name,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "temperature": sampling.temperature,
+        "top_p": sampling.top_p,
+        "max_tokens": sampling.max_tokens or None,
+        "seed": sampling.seed,
+        "stop": list(prompt.stop_strings) or None,
+        "presence_penalty": sampling.presence_penalty or None,
+        "frequency_penalty": sampling.frequency_penalty or None,
+        "num_ctx": n_ctx,  # localchat and Ollama honour it
+    }
+    if prompt.messages:
+        messages = to_openai_messages(prompt.messages)
+        return validate(ChatCompletionRequest, {**fields, "messages": messages})
+    return validate(CompletionRequest, {**fields, "prompt": prompt.text})
 
 
 def _wire(body: BaseModel) -> Any:

@@ -37,7 +37,7 @@ JsonObject = dict[str, JsonValue]
 
 class ImageUrl(RequestModel):
     url: str
-    detail: Literal["auto", "low", "high"] | None = None
+    detail: Literal["auto", "low", "high", "original"] | None = None
 
 
 class InputAudio(RequestModel):
@@ -62,6 +62,7 @@ class ContentPart(RequestModel):
     input_audio: InputAudio | None = None
     file: FileRef | None = None
     refusal: str | None = None
+    prompt_cache_breakpoint: JsonObject | None = None  # harmless: caching, not output
 
     @model_validator(mode="after")
     def _holds_its_type(self) -> Self:
@@ -85,13 +86,21 @@ class AudioRef(RequestModel):
     id: str
 
 
-_ROLES = ("system", "user", "assistant", "developer", "tool")
+_ROLE_AS: dict[str, Role] = {  # the wire's roles as localchat's
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",  # the deprecated form of a tool result
+}
+_ROLES = ("system", "user", "assistant", "developer", "tool", "function")
 
 
 class ChatMessage(RequestModel):
     """One message of an OpenAI chat request (every documented field of every role)."""
 
-    role: Literal["system", "user", "assistant", "developer", "tool"]
+    role: Literal["system", "user", "assistant", "developer", "tool", "function"]
     content: str | list[ContentPart] | None = None
     name: str | None = None  # a participant's name: no effect on the prompt
     tool_calls: list[WireToolCall] | None = None  # assistant
@@ -122,12 +131,12 @@ class ChatMessage(RequestModel):
         return self.content or ""
 
     def to_message(self, where: str) -> Message:
-        role: Role = "system" if self.role == "developer" else self.role
+        role = _ROLE_AS.get(self.role, "user")
         calls = tuple(
             _tool_call(call, f"{where}.tool_calls[{index}]")
             for index, call in enumerate(self.tool_calls or ())
         )
-        name = self.name if self.role == "tool" else None
+        name = self.name if role == "tool" else None
         return Message(role, self.text(), calls, self.tool_call_id, name)
 
 

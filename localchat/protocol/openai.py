@@ -10,9 +10,9 @@ fields or leave some out), and written in full by ``localchat serve``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Self
 
-from pydantic import Field, JsonValue, field_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from localchat.protocol import refusals
 from localchat.protocol.base import (
@@ -56,12 +56,30 @@ class FunctionDefinition(RequestModel):
         return ToolSpec(self.name, self.description or "", self.parameters or {})
 
 
+class CustomTool(RequestModel):
+    name: str
+    description: str | None = None
+    format: JsonObject | None = None  # free text, or a grammar
+
+
 class ToolDefinition(RequestModel):
-    type: Literal["function"]
-    function: FunctionDefinition
+    """A function tool (``function``) or a custom one (``custom``, free-form input)."""
+
+    type: Literal["function", "custom"]
+    function: FunctionDefinition | None = None
+    custom: CustomTool | None = None
+
+    @model_validator(mode="after")
+    def _holds_its_type(self) -> Self:
+        if getattr(self, self.type) is None:
+            raise ValueError(f'a "{self.type}" tool needs a "{self.type}" field')
+        return self
 
     def to_spec(self) -> ToolSpec:
-        return self.function.to_spec()
+        if self.function is not None:
+            return self.function.to_spec()
+        custom = self.custom or CustomTool(name="")
+        return ToolSpec(custom.name, custom.description or "")
 
 
 class NamedFunction(RequestModel):
@@ -156,10 +174,13 @@ class ChatCompletionRequest(_Sampling):
     web_search_options: JsonObject | None = None  # refused
     reasoning_effort: str | None = None  # refused
     verbosity: str | None = None  # refused
+    moderation: JsonObject | None = None  # refused: nothing moderates here
     metadata: dict[str, str] | None = None  # harmless: stored by OpenAI, not here
     store: bool | None = None  # harmless: nothing is stored (serve --history aside)
     service_tier: str | None = None  # harmless: one tier here
-    prompt_cache_key: str | None = None  # harmless
+    prompt_cache_key: str | None = None  # harmless: caching, not output
+    prompt_cache_options: JsonObject | None = None  # harmless
+    prompt_cache_retention: str | None = None  # harmless
     safety_identifier: str | None = None  # harmless
 
     def _max_tokens(self) -> int | None:

@@ -80,6 +80,7 @@ OPENAI_CHAT: tuple[Refusal[ChatCompletionRequest], ...] = (
         "reasoning effort levels are not supported",
     ),
     Refusal("verbosity", lambda r: r.verbosity is not None, "verbosity is not supported"),
+    Refusal("moderation", lambda r: r.moderation is not None, "nothing moderates here"),
 )
 
 OPENAI_COMPLETION: tuple[Refusal[CompletionRequest], ...] = (
@@ -102,7 +103,7 @@ OPENAI_EMBEDDING: tuple[Refusal[EmbeddingRequest], ...] = (
 )
 
 OPENAI_MESSAGE: tuple[Refusal[ChatMessage], ...] = (
-    Refusal("role", lambda m: m.role == "tool", TOOLS),
+    Refusal("role", lambda m: m.role in ("tool", "function"), TOOLS),
     Refusal("tool_calls", lambda m: bool(m.tool_calls), TOOLS),
     Refusal("function_call", lambda m: m.function_call is not None, TOOLS),
     Refusal("audio", lambda m: m.audio is not None, "audio replies are not supported"),
@@ -153,7 +154,7 @@ OLLAMA_OPTIONS: tuple[Refusal[Options], ...] = (
 
 OLLAMA_MESSAGE: tuple[Refusal[OllamaMessage], ...] = (
     Refusal("images", lambda m: bool(m.images), NO_PROJECTOR),
-    Refusal("role", lambda m: m.role == "tool", TOOLS),
+    Refusal("role", lambda m: m.role in ("tool", "function"), TOOLS),
     Refusal("tool_calls", lambda m: bool(m.tool_calls), TOOLS),
 )
 

@@ -2,9 +2,10 @@
 
 - Connections: ``server.connections`` (deadlines for unfinished requests, idle
   keep-alive connections closed); the in-flight limit counts requests, not sockets.
-- Ctrl-C stops at once (exit 130, as any command); SIGTERM drains: the listening socket
-  closes (new connections are refused), requests in progress finish (up to
-  ``DRAIN_TIMEOUT_S``), models unload, and the process exits 0.
+- SIGTERM drains: the listening socket closes (new connections are refused), requests in
+  progress finish (up to ``DRAIN_TIMEOUT_S``), models unload, and the process exits 0.
+- Ctrl-C stops soon: streams end at once, other requests get ``INTERRUPT_DRAIN_S``, and
+  the exit status is 130, as for any command.
 """
 
 from __future__ import annotations
@@ -14,25 +15,26 @@ import socket
 import sys
 from types import FrameType
 
-if sys.platform != "win32":  # POSIX only; Windows has no open-files limit to raise
-    import resource
+import uvicorn
+from sse_starlette.sse import AppStatus
 
 from localchat.errors import ConfigError
+from localchat.paths import log_dir
+from localchat.server.app import build_app
 from localchat.server.config import ServerConfig, check_bind_safety
 from localchat.server.connections import IDLE_CONNECTION_S, deadline_protocol
 from localchat.server.request_log import configure_logging
 
+if sys.platform != "win32":  # POSIX only; Windows has no open-files limit to raise
+    import resource
+
 DRAIN_TIMEOUT_S = 30
+INTERRUPT_DRAIN_S = 5
 LISTEN_BACKLOG = 1024
 MAX_OPEN_FILES = 65536  # the soft limit is raised towards this (never past the hard one)
 
 
 def run_server(config: ServerConfig) -> None:
-    import uvicorn  # the server's dependency; `localchat --help` need not import it
-
-    from localchat.paths import log_dir
-    from localchat.server.app import build_app
-
     check_bind_safety(config)
     configure_logging(config.quiet, log_dir() / "serve.log")
     _raise_open_files_limit()
@@ -56,7 +58,19 @@ def run_server(config: ServerConfig) -> None:
     # uvicorn handles SIGTERM (drains), then re-raises it to the handler it found: a
     # no-op here, so that a drained server exits 0 rather than dying of the signal.
     signal.signal(signal.SIGTERM, _after_drain)
-    uvicorn.Server(uvicorn_config).run(sockets=[sock])
+    # sse-starlette would end every stream at once on any signal: _DrainingServer decides.
+    AppStatus.disable_automatic_graceful_drain()  # type: ignore[no-untyped-call]
+    _DrainingServer(uvicorn_config).run(sockets=[sock])
+
+
+class _DrainingServer(uvicorn.Server):
+    """SIGTERM lets streams finish; Ctrl-C ends them and drains only briefly."""
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if sig == signal.SIGINT:
+            AppStatus.should_exit = True
+            self.config.timeout_graceful_shutdown = INTERRUPT_DRAIN_S
+        super().handle_exit(sig, frame)
 
 
 def _after_drain(signum: int, frame: FrameType | None) -> None:
