@@ -26,7 +26,7 @@ from pydantic import (
 
 from localchat.errors import InvalidRequest
 from localchat.protocol import refusals
-from localchat.protocol.base import ReplyModel, RequestModel
+from localchat.protocol.base import RequestModel
 from localchat.protocol.decode import parse_json, validation_message
 from localchat.types import Message, Role, ToolCall
 
@@ -230,19 +230,10 @@ def ollama_messages(messages: Sequence[OllamaMessage], field: str = "messages") 
     return [message.to_message() for message in messages]
 
 
-class ReplyMessage(ReplyModel):
-    """An assistant message in a reply (OpenAI's ``message`` / ``delta``, Ollama's
-    ``message``): read leniently, since any OpenAI-compatible server may send it."""
-
-    role: str | None = None
-    content: str | None = None
-
-
 __all__ = [
     "ChatMessage",
     "ContentPart",
     "OllamaMessage",
-    "ReplyMessage",
     "ollama_messages",
     "openai_messages",
     "parse_messages",

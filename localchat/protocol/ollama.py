@@ -36,7 +36,7 @@ from localchat.protocol.base import (
     with_overrides,
 )
 from localchat.protocol.messages import OllamaMessage, ollama_messages
-from localchat.protocol.openai import FunctionDefinition
+from localchat.protocol.tools import FunctionDefinition
 from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
 
 JsonObject = dict[str, JsonValue]

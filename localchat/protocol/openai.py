@@ -10,9 +10,9 @@ fields or leave some out), and written in full by ``localchat serve``.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import Field, JsonValue, field_validator, model_validator
+from pydantic import Field, JsonValue, field_validator
 
 from localchat.protocol import refusals
 from localchat.protocol.base import (
@@ -33,6 +33,13 @@ from localchat.protocol.base import (
     with_overrides,
 )
 from localchat.protocol.messages import ChatMessage, openai_messages
+from localchat.protocol.tools import (
+    FunctionDefinition,
+    NamedFunction,
+    NamedToolChoice,
+    ResponseFormat,
+    ToolDefinition,
+)
 from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
 
 JsonObject = dict[str, JsonValue]
@@ -44,63 +51,6 @@ MAX_EMBEDDING_INPUTS = 2048
 class StreamOptions(RequestModel):
     include_usage: bool = False  # honoured: a last chunk with ``usage``
     include_obfuscation: bool | None = None  # harmless: no padding is sent
-
-
-class FunctionDefinition(RequestModel):
-    name: str = Field(min_length=1, max_length=64)
-    description: str | None = None
-    parameters: JsonObject | None = None  # a JSON schema
-    strict: bool | None = None
-
-    def to_spec(self) -> ToolSpec:
-        return ToolSpec(self.name, self.description or "", self.parameters or {})
-
-
-class CustomTool(RequestModel):
-    name: str
-    description: str | None = None
-    format: JsonObject | None = None  # free text, or a grammar
-
-
-class ToolDefinition(RequestModel):
-    """A function tool (``function``) or a custom one (``custom``, free-form input)."""
-
-    type: Literal["function", "custom"]
-    function: FunctionDefinition | None = None
-    custom: CustomTool | None = None
-
-    @model_validator(mode="after")
-    def _holds_its_type(self) -> Self:
-        if getattr(self, self.type) is None:
-            raise ValueError(f'a "{self.type}" tool needs a "{self.type}" field')
-        return self
-
-    def to_spec(self) -> ToolSpec:
-        if self.function is not None:
-            return self.function.to_spec()
-        custom = self.custom or CustomTool(name="")
-        return ToolSpec(custom.name, custom.description or "")
-
-
-class NamedFunction(RequestModel):
-    name: str
-
-
-class NamedToolChoice(RequestModel):
-    type: Literal["function"]
-    function: NamedFunction
-
-
-class JsonSchemaFormat(RequestModel):
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
-    description: str | None = None
-    schema_: JsonObject | None = Field(default=None, alias="schema")
-    strict: bool | None = None
-
-
-class ResponseFormat(RequestModel):
-    type: Literal["text", "json_object", "json_schema"]
-    json_schema: JsonSchemaFormat | None = None
 
 
 class AudioOutput(RequestModel):

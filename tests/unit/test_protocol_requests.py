@@ -337,3 +337,18 @@ def test_parse_messages_accepts_what_the_server_accepts() -> None:
                          "image_url": {"url": "x"}}]}], "projector")]:  # fmt: skip
         with pytest.raises(errors.InvalidRequest, match=says):
             parse_messages(bad)
+
+
+def test_embedding_requests_are_modelled_for_later() -> None:
+    def embed(value: object) -> bytes:
+        return json.dumps({"model": "m", "input": value}).encode()
+
+    schema = openai_wire.EmbeddingRequest
+    assert parse_request(embed("a"), schema).texts() == ["a"]
+    assert parse_request(embed(["a", "b"]), schema).texts() == ["a", "b"]
+    assert refused(embed([1, 2]), schema).startswith("input: ")  # token ids
+    assert refused(embed([]), schema).startswith("input: ")
+    assert refused(embed(["a", ""]), schema).startswith("input: ")
+    assert refused(embed(["a"] * 2049), schema).startswith("input: ")
+    ollama_embed = parse_request(embed(["a"]), ollama_wire.EmbedRequest)
+    assert ollama_embed.input == ["a"] and ollama_embed.truncate
