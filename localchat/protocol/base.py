@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, JsonValue
 
 from localchat.errors import InvalidRequest
 from localchat.types import SEED_MAX, TEMPERATURE_MAX, TOP_P_MAX, SamplingParams
@@ -23,6 +23,9 @@ MAX_STOP_STRINGS = 8
 MAX_STOP_CHARS = 256
 MIN_NUM_CTX = 256
 MAX_NUM_CTX = 2**20
+
+
+JsonObject = dict[str, JsonValue]  # a JSON object as sent (a schema, metadata)
 
 
 class RequestModel(BaseModel):

@@ -17,7 +17,6 @@ from typing import Literal, Self
 
 from pydantic import (
     Field,
-    JsonValue,
     TypeAdapter,
     ValidationError,
     field_validator,
@@ -26,11 +25,9 @@ from pydantic import (
 
 from localchat.errors import InvalidRequest
 from localchat.protocol import refusals
-from localchat.protocol.base import RequestModel
+from localchat.protocol.base import JsonObject, RequestModel
 from localchat.protocol.decode import parse_json, validation_message
 from localchat.types import Message, Role, ToolCall
-
-JsonObject = dict[str, JsonValue]
 
 # -- OpenAI ----------------------------------------------------------------------------
 

@@ -14,11 +14,12 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, Field, JsonValue
+from pydantic import AfterValidator, Field
 
 from localchat.errors import ConfigError
 from localchat.protocol import refusals
 from localchat.protocol.base import (
+    JsonObject,
     MinP,
     ModelName,
     NumCtx,
@@ -39,7 +40,6 @@ from localchat.protocol.messages import OllamaMessage, ollama_messages
 from localchat.protocol.tools import FunctionDefinition
 from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
 
-JsonObject = dict[str, JsonValue]
 _DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 

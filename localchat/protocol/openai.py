@@ -16,6 +16,7 @@ from pydantic import Field, JsonValue, field_validator
 
 from localchat.protocol import refusals
 from localchat.protocol.base import (
+    JsonObject,
     MinP,
     ModelName,
     NumCtx,
@@ -42,7 +43,6 @@ from localchat.protocol.tools import (
 )
 from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
 
-JsonObject = dict[str, JsonValue]
 MAX_EMBEDDING_INPUTS = 2048
 
 # -- requests --------------------------------------------------------------------------

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 from typing import Literal, Self
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import Field, model_validator
 
-from localchat.protocol.base import RequestModel
+from localchat.protocol.base import JsonObject, RequestModel
 from localchat.types import ToolSpec
-
-JsonObject = dict[str, JsonValue]
 
 
 class FunctionDefinition(RequestModel):
