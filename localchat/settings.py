@@ -15,7 +15,7 @@ from typing import Any
 
 from localchat.errors import ConfigError
 from localchat.jsonfile import write_text_atomic
-from localchat.types import SamplingParams
+from localchat.types import TEMPERATURE_MAX, TOP_P_MAX, SamplingParams
 
 DEFAULT_THEME = "textual-dark"
 
@@ -50,10 +50,14 @@ class Settings:
 
     def validate(self) -> Settings:
         """Raise ``ConfigError`` naming the first value out of range."""
-        if self.temperature is not None and not 0.0 <= self.temperature <= 5.0:
-            raise ConfigError(f"temperature {self.temperature} is out of range", hint="use 0-5")
-        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
-            raise ConfigError(f"top_p {self.top_p} is out of range", hint="use a value in (0, 1]")
+        if self.temperature is not None and not 0.0 <= self.temperature <= TEMPERATURE_MAX:
+            raise ConfigError(
+                f"temperature {self.temperature} is out of range", hint=f"use 0-{TEMPERATURE_MAX:g}"
+            )
+        if self.top_p is not None and not 0.0 < self.top_p <= TOP_P_MAX:
+            raise ConfigError(
+                f"top_p {self.top_p} is out of range", hint=f"use a value in (0, {TOP_P_MAX:g}]"
+            )
         if self.rpc:
             from localchat.hardware.rpc import parse_endpoints
 

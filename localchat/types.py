@@ -13,6 +13,12 @@ from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
 
+# The sampling ranges, stated once: ``localchat.settings`` checks settings.toml with them,
+# ``localchat.protocol`` checks requests to the server (and the remote-engine client's own).
+TEMPERATURE_MAX = 5.0  # temperature is in [0, TEMPERATURE_MAX]
+TOP_P_MAX = 1.0  # top_p is in (0, TOP_P_MAX]: 0 means "greedy" to llama.cpp, "off" to others
+SEED_MAX = 2**32 - 2  # 2**32 - 1 is llama.cpp's "random seed"
+
 
 @dataclass(frozen=True)
 class ToolCall:

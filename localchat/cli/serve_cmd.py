@@ -15,7 +15,7 @@ Examples:
 \b
 Clients:
   OpenAI SDK:  OpenAI(base_url="http://127.0.0.1:11435/v1", api_key="KEY or anything")
-  Ollama:      OLLAMA_HOST=http://127.0.0.1:11435 oterm
+  Ollama:      OLLAMA_HOST=127.0.0.1:11435 oterm    (host:port, no http://)
   localchat:   `ask` and the app use a running server by itself (--local: never)
 """
 
@@ -51,6 +51,16 @@ Clients:
     help="Save every exchange in localchat's history (as `ask` and the app do).",
 )
 @click.option(
+    "--request-timeout",
+    type=click.FloatRange(0.1, 3600),
+    default=10,
+    show_default=True,
+    help="Seconds a client has to send a request's headers, then its body.",
+)
+@click.option(
+    "--quiet", is_flag=True, help="No request log lines on stderr (serve.log keeps them)."
+)
+@click.option(
     "--insecure-no-api-key",
     is_flag=True,
     help="Serve a non-loopback address WITHOUT a key: anyone who reaches it can use it.",
@@ -70,13 +80,16 @@ def serve(
     threads: int | None,
     no_pull: bool,
     record_history: bool,
+    request_timeout: float,
+    quiet: bool,
     insecure_no_api_key: bool,
     rpc: str | None,
     link: str | None,
 ) -> None:
     """Serve models over HTTP: OpenAI API (/v1) and Ollama API (/api)."""
+    from localchat.protocol.ollama import parse_duration_s
     from localchat.server import ServerConfig, run_server
-    from localchat.server.config import DEFAULT_KEEP_ALIVE_S, DEFAULT_PORT, parse_duration_s
+    from localchat.server.config import DEFAULT_KEEP_ALIVE_S, DEFAULT_PORT
 
     config = ServerConfig(
         host=host,
@@ -90,6 +103,8 @@ def serve(
         max_prompt_chars=max_prompt_chars,
         allow_download=not no_pull,
         record_history=record_history,
+        request_timeout_s=request_timeout,
+        quiet=quiet,
         insecure_no_api_key=insecure_no_api_key,
         n_threads=threads,
         rpc=rpc,

@@ -91,7 +91,7 @@ def _not_on_disk_note(entry: Any) -> str:
 
 def _read_messages(handle: Any) -> list[Any]:
     from localchat.errors import ConfigError
-    from localchat.formats import messages_from_openai
+    from localchat.protocol import parse_messages
 
     name = getattr(handle, "name", "messages")
     try:
@@ -101,7 +101,7 @@ def _read_messages(handle: Any) -> list[Any]:
     if isinstance(data, dict) and "messages" in data:
         data = data["messages"]
     try:
-        return messages_from_openai(data)
+        return parse_messages(data)
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc.message}") from exc
 

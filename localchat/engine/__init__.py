@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 # settings type -> "module:class" of the backend that loads it
 BACKENDS: dict[type, str] = {
     LlamaSettings: "localchat.engine.llama:LlamaBackend",
-    RemoteSettings: "localchat.engine.remote:RemoteBackend",
+    RemoteSettings: "localchat.engine.remote_engine:RemoteBackend",
     AwqSettings: "localchat.engine.awq.backend:AwqBackend",
 }
 

@@ -5,13 +5,13 @@
   server's.
 - Else a localchat server at ``LOCALCHAT_HOST`` (default ``127.0.0.1:11435``), when one
   answers: a loopback connect with a short timeout, then ``/api/version`` must say
-  ``localchat``.  ``LOCALCHAT_HOST=off`` (or ``--local``) never looks.
+  ``localchat``.  ``LOCALCHAT_HOST=off`` (or ``--local``) never looks.  No MODEL then
+  means the server's default (``protocol.SERVER_DEFAULT_MODEL``, sent by name).
 - Else None: the caller runs the model in its own process.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from urllib.parse import urlsplit
@@ -65,12 +65,19 @@ def _url_host(host: str) -> str:
 
 
 def _is_localchat(base: str) -> bool:
+    # Imported here: only when something listens, so `ask --local` never pays for them.
     import httpx
+
+    from localchat.errors import LocalchatError
+    from localchat.protocol import parse_json, validate
+    from localchat.protocol.ollama import VersionReply
 
     try:
         reply = httpx.get(f"{base}/api/version", timeout=PROBE_TIMEOUT_S)
-        return reply.status_code == 200 and "localchat" in json.loads(reply.text)
-    except (httpx.HTTPError, ValueError, TypeError):
+        if reply.status_code != 200:
+            return False
+        return validate(VersionReply, parse_json(reply.content)).localchat is not None
+    except (httpx.HTTPError, LocalchatError):
         return False
 
 

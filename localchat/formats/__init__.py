@@ -16,7 +16,6 @@ from localchat.formats.base import (
     TemplateRejected,
     UnsafeTemplateError,
     make_stop_checker,
-    messages_from_openai,
 )
 from localchat.formats.reflection import (
     DEFAULT_VISIBLE_KINDS,
@@ -42,7 +41,6 @@ __all__ = [
     "UnsafeTemplateError",
     "builtin_format",
     "make_stop_checker",
-    "messages_from_openai",
     "resolve_format",
     "split_reply",
     "visible_text",

@@ -115,22 +115,6 @@ def make_stop_checker(stop_token_ids: Iterable[int]) -> StopChecker:
     return StopChecker(stop_token_ids)
 
 
-def messages_from_openai(items: Any) -> list[Message]:
-    """OpenAI-style ``[{"role": ..., "content": ...}]`` as ``Message`` objects."""
-    if not isinstance(items, list) or not items:
-        raise ConfigError("messages must be a non-empty JSON list of {role, content} objects")
-    messages = []
-    for index, item in enumerate(items):
-        role = item.get("role") if isinstance(item, dict) else None
-        content = item.get("content") if isinstance(item, dict) else None
-        if role not in ("system", "user", "assistant"):
-            raise ConfigError(f"message {index}: role must be system, user or assistant")
-        if not isinstance(content, str):
-            raise ConfigError(f"message {index}: content must be a string")
-        messages.append(Message(role=role, content=content))
-    return messages
-
-
 def require_messages(messages: Sequence[Message]) -> None:
     if not messages:
         raise ConfigError("a conversation needs at least one message")

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from dataclasses import dataclass
 
 from localchat.errors import ConfigError
 
 DEFAULT_PORT = 11435  # next to Ollama's 11434, so both can run
 DEFAULT_KEEP_ALIVE_S = 300.0
-_DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
-_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+DEFAULT_REQUEST_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -31,20 +29,11 @@ class ServerConfig:
     n_threads: int | None = None  # llama.cpp threads (None: the planner's choice)
     rpc: str | None = None  # llama.cpp RPC workers "host:port,..."; None: settings.toml's
     link: str | None = None  # network speed to them, for the plan
-
-
-def parse_duration_s(value: str | float | int | None, default_s: float) -> float:
-    """Ollama's keep_alive forms: "5m", "30s", "1h", "500ms", a number of seconds, -1."""
-    if value is None or value == "":
-        return default_s
-    if isinstance(value, bool):
-        raise ConfigError(f"bad duration {value!r}", hint='use e.g. "5m", "30s", 0 or -1')
-    if isinstance(value, int | float):
-        return float(value)
-    match = _DURATION_RE.match(str(value))
-    if match is None:
-        raise ConfigError(f"bad duration {value!r}", hint='use e.g. "5m", "30s", 0 or -1')
-    return float(match.group(1)) * _UNIT_S[match.group(2)]
+    # A request's headers, and then its body, must arrive within this long (else the
+    # connection closes); idle keep-alive connections close after IDLE_CONNECTION_S.
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    max_requests: int = 256  # requests in progress (not sockets); more get 503 at once
+    quiet: bool = False  # no request log lines on stderr (the log file keeps them)
 
 
 def is_loopback(host: str) -> bool:

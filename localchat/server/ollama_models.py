@@ -5,101 +5,98 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from importlib.metadata import version as package_version
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
 from starlette.requests import Request
-from starlette.responses import JSONResponse, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from localchat.errors import InvalidRequest, LocalchatError
-from localchat.server.http_errors import error_message
+from localchat.protocol.errors import error_message
+from localchat.protocol.ollama import (
+    ListedModel,
+    ModelDetails,
+    ModelRequest,
+    PoolStatus,
+    PsReply,
+    PullProgress,
+    RunningModel,
+    ShowReply,
+    TagsReply,
+    VersionReply,
+    iso_time,
+)
 from localchat.server.requests import read_body, resolve_model
+from localchat.server.responses import NDJSON, json_response, ndjson_line
 from localchat.server.state import installed_models, server_state
 
-NDJSON = "application/x-ndjson"
 _PULLS: set[asyncio.Task[None]] = set()
-
-
-class ModelRequest(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    model: str = ""
-    name: str = ""
-    stream: bool = True
-
-
-def iso_time(unix_s: float) -> str:
-    return datetime.fromtimestamp(unix_s, UTC).isoformat().replace("+00:00", "Z")
-
-
-def ndjson_line(payload: dict[str, Any]) -> str:
-    return json.dumps(payload, ensure_ascii=False) + "\n"
+FOREVER = "9999-12-31T23:59:59Z"  # /api/ps's expires_at for a model kept loaded forever
 
 
 # -- models ------------------------------------------------------------------
 
 
-async def version(request: Request) -> JSONResponse:
-    from importlib.metadata import version as package_version
-
+async def version(request: Request) -> Response:
     localchat_version = package_version("localchat")
-    return JSONResponse({"version": localchat_version, "localchat": localchat_version})
+    return json_response(VersionReply(version=localchat_version, localchat=localchat_version))
 
 
-async def tags(request: Request) -> JSONResponse:
+async def tags(request: Request) -> Response:
     rows = await asyncio.to_thread(installed_models)
+    started_at = server_state(request).started_at
     models = [
-        {
-            "name": name,
-            "model": name,
-            "modified_at": iso_time(m.last_used or server_state(request).started_at),
-            "size": m.size_bytes,
-            "digest": _digest(name),
-            "details": _details(m.quant, m.format),
-        }
+        ListedModel(
+            name=name,
+            model=name,
+            modified_at=iso_time(m.last_used or started_at),
+            size=m.size_bytes,
+            digest=_digest(name),
+            details=_details(m.quant, m.format),
+        )
         for name, m in rows
     ]
-    return JSONResponse({"models": models})
+    return json_response(TagsReply(models=models))
 
 
-async def ps(request: Request) -> JSONResponse:
+async def ps(request: Request) -> Response:
     models = []
     for entry in server_state(request).pool.entries:
         model = entry.model
         expires = entry.expires_at_wall()
-        models.append(
-            {
-                "name": model.name,
-                "model": model.name,
-                "size": _size_bytes(model),
-                "digest": _digest(model.name),
-                "details": _details(model.quant, "gguf"),
-                "expires_at": iso_time(expires) if expires is not None else "9999-12-31T23:59:59Z",
-                "size_vram": 0,
-                "context_length": model.n_ctx,
-                "localchat": {
-                    "engine": model.engine_label,
-                    "busy": entry.busy,
-                    "waiting": entry.waiting,
-                    "requests": entry.requests,
-                    "cancelled": entry.cancelled,
-                },
-            }
+        status = PoolStatus(
+            engine=model.engine_label,
+            busy=entry.busy,
+            waiting=entry.waiting,
+            requests=entry.requests,
+            cancelled=entry.cancelled,
         )
-    return JSONResponse({"models": models})
+        models.append(
+            RunningModel(
+                name=model.name,
+                model=model.name,
+                size=_size_bytes(model),
+                digest=_digest(model.name),
+                # TODO(services): every loaded model is reported as gguf; the services
+                # layer will say which format the loaded model really is.
+                details=_details(model.quant, "gguf"),
+                expires_at=iso_time(expires) if expires is not None else FOREVER,
+                context_length=model.n_ctx,
+                localchat=status,
+            )
+        )
+    return json_response(PsReply(models=models))
 
 
-async def show(request: Request) -> JSONResponse:
+async def show(request: Request) -> Response:
     body = await read_body(request, ModelRequest)
-    ref = resolve_model(body.model or body.name)
+    ref = resolve_model(request, body.model_name())
     info = await asyncio.to_thread(_model_info, ref)
-    return JSONResponse(info)
+    return json_response(info)
 
 
-def _model_info(ref: Any) -> dict[str, Any]:
+def _model_info(ref: Any) -> ShowReply:
     from localchat.catalog import load_catalog
     from localchat.errors import ModelNotFound
     from localchat.formats import resolve_format
@@ -120,29 +117,25 @@ def _model_info(ref: Any) -> dict[str, Any]:
         k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
     }
     capabilities = ["completion"] + (["thinking"] if fmt and fmt.parser_factory else [])
-    return {
-        "modelfile": "",
-        "parameters": "",
-        "template": fmt.description if fmt else "",
-        "license": "",
-        "details": _details(local.quant, local.format, metadata),
-        "model_info": info,
-        "capabilities": capabilities,
-        "modified_at": iso_time(max(f.stat().st_mtime for f in local.files)),
-    }
+    return ShowReply(
+        template=fmt.description if fmt else "",
+        details=_details(local.quant, local.format, metadata),
+        model_info=info,
+        capabilities=capabilities,
+        modified_at=iso_time(max(f.stat().st_mtime for f in local.files)),
+    )
 
 
-def _details(quant: str | None, fmt: str, metadata: dict[str, Any] | None = None) -> dict[str, Any]:
+def _details(quant: str | None, fmt: str, metadata: dict[str, Any] | None = None) -> ModelDetails:
     metadata = metadata or {}
     family = str(metadata.get("general.architecture", ""))
-    return {
-        "parent_model": "",
-        "format": fmt,
-        "family": family,
-        "families": [family] if family else [],
-        "parameter_size": str(metadata.get("general.size_label", "")),
-        "quantization_level": quant or "",
-    }
+    return ModelDetails(
+        format=fmt,
+        family=family,
+        families=[family] if family else [],
+        parameter_size=str(metadata.get("general.size_label", "")),
+        quantization_level=quant or "",
+    )
 
 
 def _digest(name: str) -> str:
@@ -158,15 +151,15 @@ def _size_bytes(model: Any) -> int:
 # -- pull --------------------------------------------------------------------
 
 
-async def pull(request: Request) -> Any:
+async def pull(request: Request) -> Response:
     body = await read_body(request, ModelRequest)
     state = server_state(request)
-    ref = resolve_model(body.model or body.name)
+    ref = resolve_model(request, body.model_name())
     if not state.config.allow_download:
         raise InvalidRequest("this server does not download models (--no-pull)")
     if not body.stream:
         await asyncio.to_thread(_pull_blocking, ref, None)
-        return JSONResponse({"status": "success"})
+        return json_response(PullProgress(status="success"))
     return StreamingResponse(_pull_lines(ref), media_type=NDJSON)
 
 
@@ -182,7 +175,7 @@ class _PullStopped(Exception):
 
 async def _pull_lines(ref: Any) -> AsyncIterator[str]:
     loop = asyncio.get_running_loop()
-    events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+    events: asyncio.Queue[PullProgress | None] = asyncio.Queue()
     stopped = False
 
     def progress(event: Any) -> None:
@@ -191,20 +184,24 @@ async def _pull_lines(ref: Any) -> AsyncIterator[str]:
         status = (
             f"pulling {event.file}" if event.stage == "download" else f"{event.stage} {event.file}"
         )
-        line = {"status": status.strip(), "digest": event.file, "total": event.bytes_total}
-        line["completed"] = event.bytes_done
+        line = PullProgress(
+            status=status.strip(),
+            digest=event.file,
+            total=event.bytes_total,
+            completed=event.bytes_done,
+        )
         loop.call_soon_threadsafe(events.put_nowait, line)
 
     async def run() -> None:
         try:
             await asyncio.to_thread(_pull_blocking, ref, progress)
-            events.put_nowait({"status": "success"})
+            events.put_nowait(PullProgress(status="success"))
         except (LocalchatError, _PullStopped) as exc:
-            events.put_nowait({"error": error_message(exc)})
+            events.put_nowait(PullProgress(error=error_message(exc)))
         finally:
             events.put_nowait(None)
 
-    yield ndjson_line({"status": "pulling manifest"})
+    yield ndjson_line(PullProgress(status="pulling manifest"))
     task = asyncio.create_task(run())
     _PULLS.add(task)  # the loop keeps only weak references to tasks
     task.add_done_callback(_PULLS.discard)

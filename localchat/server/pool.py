@@ -15,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.errors import DoesNotFit, ServerBusy
 from localchat.reference import ModelRef
+from localchat.server.blocking_stream import Finished, stream_from_thread
 from localchat.server.config import ServerConfig
-from localchat.server.threads import Finished, stream_in_thread
 from localchat.types import GenerationStats, TextStream
 
 log = logging.getLogger("localchat.server")
@@ -125,7 +125,7 @@ class ModelPool:
     def _find(self, ref: ModelRef, n_ctx: int | None) -> PoolEntry | None:
         name = _requested_name(ref)
         for entry in self._entries:
-            if entry.name == name and (n_ctx is None or entry.n_ctx_requested == n_ctx):
+            if _answers_to(entry, name) and (n_ctx is None or entry.n_ctx_requested == n_ctx):
                 return entry
         return None
 
@@ -166,7 +166,8 @@ class ModelPool:
         await asyncio.to_thread(entry.model.close)
 
     async def unload(self, ref: ModelRef) -> bool:
-        entries = [e for e in self._entries if e.name == _requested_name(ref) and e.users == 0]
+        name = _requested_name(ref)
+        entries = [e for e in self._entries if _answers_to(e, name) and e.users == 0]
         for entry in entries:
             await self._unload(entry)
         return bool(entries)
@@ -177,7 +178,7 @@ class ModelPool:
         self,
         entry: PoolEntry,
         start: Callable[[Any], TextStream],
-    ) -> AsyncIterator[str | Finished]:
+    ) -> AsyncGenerator[str | Finished, None]:
         """Wait for ``entry``'s turn, then stream ``start(model)`` from a thread."""
         if entry.waiting >= self.config.max_queue_per_model:
             raise ServerBusy(
@@ -200,10 +201,16 @@ class ModelPool:
             entry.turn.release()
 
         model = entry.model
-        async for item in stream_in_thread(lambda: start(model), done):
+        async for item in stream_from_thread(lambda: start(model), done):
             yield item
 
 
 def _requested_name(ref: ModelRef) -> str:
     """The pool's key: what was asked for ("" is the default model)."""
     return ref.display_name.lower() if ref.text else ""
+
+
+def _answers_to(entry: PoolEntry, name: str) -> bool:
+    """The entry loaded for ``name``, or (the default model named by its own name, as a
+    client does after loading "default") the model it holds is called ``name``."""
+    return entry.name == name or (bool(name) and entry.model.name.lower() == name)

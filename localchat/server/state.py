@@ -20,7 +20,9 @@ class ServerState:
 
 
 def server_state(request: Request) -> ServerState:
-    return request.app.state.localchat
+    state = request.app.state.localchat
+    assert isinstance(state, ServerState)
+    return state
 
 
 def served_name(installed: Any) -> str | None:

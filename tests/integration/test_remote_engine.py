@@ -92,3 +92,32 @@ def test_server_errors_keep_their_exit_codes(
     host = f"127.0.0.1:{localchat_server.port}"
     result = run_localchat(localchat_home, "ask", "-m", "no-such-model", "hi", LOCALCHAT_HOST=host)
     assert_one_clean_error_line(result, ExitCode.MODEL_NOT_FOUND)
+
+
+def test_ask_without_a_model_asks_the_server_for_its_default(
+    localchat_home: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_pip_models: Path,
+    gemma_path: Path,
+) -> None:
+    """A request must name its model; ``ask`` without -m names the server's default
+    ("default"), which here is the offline fallback (the hub is unreachable), loaded once
+    and then used by its own name."""
+    home = server_home(tmp_path_factory, shared_pip_models)
+    servers = start_localchat_server(home, "--threads", "2", "--no-pull")
+    server = next(servers)
+    try:
+        host = f"127.0.0.1:{server.port}"
+        served = run_localchat(
+            localchat_home, "ask", "--json", *GREEDY, "The sky is", LOCALCHAT_HOST=host
+        )
+        assert served.returncode == 0, served.stderr
+        payload = json.loads(served.stdout)
+        assert payload["engine"] == f"localchat server http://{host}/v1"
+        assert payload["model"] == "gemma-3-270m" and payload["text"].strip()
+        ps = httpx.get(f"{server.base_url}/api/ps").json()["models"]
+        assert [(m["name"], m["localchat"]["requests"]) for m in ps] == [("gemma-3-270m", 1)]
+        empty = httpx.post(f"{server.base_url}/api/generate", json={"model": ""})
+        assert empty.status_code == 400 and "model" in empty.json()["error"]
+    finally:
+        servers.close()

@@ -10,7 +10,8 @@ import pytest
 from localchat.catalog import load_catalog
 from localchat.cli.main import main
 from localchat.errors import ExitCode
-from localchat.formats import messages_from_openai, resolve_format
+from localchat.formats import resolve_format
+from localchat.protocol import parse_messages
 from tests.unit.test_formats_resolve import HOSTILE, LLAMA31, write_gguf
 
 MESSAGES = [
@@ -58,7 +59,7 @@ def test_render_is_byte_exact(tmp_path: Path, capsysbinary) -> None:
     for model in ("huozi3", "reflection-70b", "higgs-70b", "qwen2.5-0.5b"):
         code, out, err = run(["show", model, "--render", str(source)], capsysbinary)
         expected = resolve_format(load_catalog().get(model), {}).render(
-            messages_from_openai(MESSAGES), add_generation_prompt=True
+            parse_messages(MESSAGES), add_generation_prompt=True
         )
         assert code == 0, err
         assert out == expected
@@ -89,7 +90,8 @@ def test_hostile_gguf_is_refused_with_one_line(tmp_path: Path, capsysbinary) -> 
     ("content", "message"),
     [
         ("not json", "not valid JSON"),
-        ('[{"role": "tool", "content": "x"}]', "role must be system, user or assistant"),
+        ('[{"role": "bot", "content": "x"}]', "role must be system, user, assistant"),
+        ('[{"role": "tool", "content": "x"}]', "tool calls are not supported yet"),
         ('[{"role": "user", "content": 3}]', "content must be a string"),
         ("[]", "non-empty JSON list"),
     ],

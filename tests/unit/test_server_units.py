@@ -15,10 +15,11 @@ import pytest
 from localchat import errors
 from localchat.catalog import load_catalog
 from localchat.engine import endpoints
-from localchat.engine.remote import _ReplyState, error_from_response
+from localchat.engine.remote_engine import _ReplyState
+from localchat.protocol.errors import error_from_response, http_status, openai_error
+from localchat.protocol.ollama import parse_duration_s
 from localchat.reference import parse_model_ref
-from localchat.server.config import ServerConfig, check_bind_safety, parse_duration_s
-from localchat.server.http_errors import http_status, openai_error_body
+from localchat.server.config import ServerConfig, check_bind_safety
 from localchat.server.pool import ModelPool
 from localchat.types import GenerationStats
 from tests.conftest import unused_port
@@ -63,7 +64,7 @@ def test_statuses_follow_the_hierarchy(error: BaseException, status: int) -> Non
 
 
 def test_openai_error_shape() -> None:
-    body = openai_error_body(errors.ModelNotFound("unknown model 'x'", hint="see catalog"))
+    body = openai_error(errors.ModelNotFound("unknown model 'x'", hint="see catalog")).model_dump()
     assert body == {
         "error": {
             "message": "unknown model 'x' (see catalog)",
@@ -72,7 +73,7 @@ def test_openai_error_shape() -> None:
             "code": "model_not_found",
         }
     }
-    assert "bug" not in openai_error_body(RuntimeError("bug"))["error"]["message"]
+    assert "bug" not in openai_error(RuntimeError("bug")).error.message
 
 
 @pytest.mark.parametrize(
@@ -271,5 +272,60 @@ def test_pool_bounded_queue() -> None:
             await anext(pool.generate(entry, lambda model: iter(())))
         entry.turn.release()
         await pool.close()
+
+    asyncio.run(run())
+
+
+# -- replies and the request log -------------------------------------------------------
+
+
+def test_think_false_leaves_the_thinking_out() -> None:
+    from localchat.protocol.ollama import ChatReply, GenerateReply
+    from localchat.server.ollama_api import _Lines
+
+    assert _Lines(ChatReply, "m", thinking=True).line("a", "r").message.thinking == "r"
+    assert _Lines(ChatReply, "m", thinking=False).line("a", "r").message.thinking is None
+    assert _Lines(GenerateReply, "m", thinking=False).line("a", "r").thinking is None
+
+
+def test_a_request_log_line_is_one_line_whatever_the_client_sent() -> None:
+    from localchat.server.request_log import RequestRecord, log_line
+
+    scope = {"method": "POST", "path": "/api/chat\nFAKE 200 line"}
+    record = RequestRecord(model="evil\r\nmodel " + "x" * 500, prompt_tokens=3, completion_tokens=4)
+    line = log_line(scope, 200, 1.23456, record)
+    assert "\n" not in line and "\r" not in line and len(line) < 400
+    assert line.startswith("POST /api/chat\\nFAKE\\x20200\\x20line 200 1.235s model=evil\\r\\n")
+    assert line.endswith("prompt_tokens=3 completion_tokens=4")
+    assert log_line({"method": "GET", "path": "/"}, 401, 0.0, RequestRecord()) == "GET / 401 0.000s"
+
+
+def test_the_in_flight_limit_counts_requests_and_frees_its_slot() -> None:
+    """A stub app stands for a slow request; the limit itself is the real middleware."""
+    import httpx
+    from starlette.responses import PlainTextResponse
+
+    from localchat.server.middleware import InFlightLimit
+
+    async def run() -> None:
+        started, release = asyncio.Event(), asyncio.Event()
+
+        async def slow_app(scope: Any, receive: Any, send: Any) -> None:
+            started.set()
+            await release.wait()
+            await PlainTextResponse("ok")(scope, receive, send)
+
+        transport = httpx.ASGITransport(app=InFlightLimit(slow_app, ServerConfig(max_requests=1)))
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            first = asyncio.create_task(client.get("/v1/models"))
+            await started.wait()
+            refused = await client.get("/v1/models")
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "server_busy"
+            assert (await client.get("/api/tags")).json() == {"error": refused.json()["error"][
+                "message"]}  # fmt: skip
+            release.set()
+            assert (await first).status_code == 200
+            assert (await client.get("/api/tags")).status_code == 200  # the slot is free
 
     asyncio.run(run())

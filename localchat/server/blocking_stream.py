@@ -1,4 +1,5 @@
-"""Run a blocking token generator on its own thread and read it from the event loop.
+"""The bridge from a blocking token stream to the event loop: the engine's generator runs
+on its own thread and its pieces are read here with ``async for``.
 
 Closing the async side (the client went away) sets a flag the thread checks after
 every piece, so the generation stops at the next token; ``on_done`` runs on the
@@ -25,7 +26,7 @@ class Finished:
     stats: GenerationStats
 
 
-async def stream_in_thread(
+async def stream_from_thread(
     start: Callable[[], TextStream],
     on_done: Callable[[GenerationStats | None], None],
 ) -> AsyncIterator[str | Finished]:
