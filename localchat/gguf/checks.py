@@ -45,9 +45,18 @@ def check_header(header: GgufHeader) -> None:
 
 
 def check_model(headers: Sequence[GgufHeader]) -> None:
-    """The tensors of every part of a split model against its architecture's layout."""
-    if headers:
-        check_layout(headers[0], [t for header in headers for t in header.tensors])
+    """The tensors of every part of a split model: each name once in the whole model, and
+    all of them against the architecture's layout."""
+    if not headers:
+        return
+    tensors = [t for header in headers for t in header.tensors]
+    names: set[str] = set()
+    for header in headers:
+        for tensor in header.tensors:
+            if tensor.name in names:
+                raise _corrupt(header, f"tensor {quote(tensor.name)} is in two split parts")
+            names.add(tensor.name)
+    check_layout(headers[0], tensors)
 
 
 def is_split(header: GgufHeader) -> bool:

@@ -1,8 +1,9 @@
 """Tensor-shape mutations judged by llama.cpp itself (issue 21).
 
-Small models of the architectures ``gguf.layout`` knows (llama dense, tied and MoE,
-qwen2 with attention biases, gemma3, qwen3moe) each load in the real llama.cpp.  Each
-is then mutated: a tensor's dimensions swapped or changed, a tensor dropped, renamed or
+Small models of every architecture ``gguf.layout`` knows (llama dense, tied and MoE;
+qwen2 with attention biases, qwen2moe with shared experts, qwen3, qwen3moe; gemma,
+gemma2, gemma3) each load in the real llama.cpp.  Each is then mutated (about 300 files,
+a few seconds: the files are tiny and the loads read no tensor data): a tensor's dimensions swapped or changed, a tensor dropped, renamed or
 added, an optional tensor added with the right or a wrong shape, a hyperparameter or
 the vocabulary changed so that the shapes no longer follow.  For every file, our
 verdict (``validate_gguf`` + ``read_gguf``, what ``ask``, ``show`` and ``plan`` run)
@@ -141,6 +142,23 @@ def _qwen3moe_block(p: str) -> list[TensorSpec]:
     return _attention(p, norms=True) + _experts(p)
 
 
+def _qwen3_block(p: str) -> list[TensorSpec]:
+    return _attention(p, norms=True) + _ffn(p)
+
+
+def _gemma2_block(p: str) -> list[TensorSpec]:
+    post_attention = _t(p + "post_attention_norm.weight", N_EMBD)
+    return [*_attention(p), post_attention, *_ffn(p), _t(p + "post_ffw_norm.weight", N_EMBD)]
+
+
+def _qwen2moe_block(p: str) -> list[TensorSpec]:
+    shared = [_t(p + "ffn_gate_inp_shexp.weight", N_EMBD),
+              _t(p + "ffn_gate_shexp.weight", N_EMBD, N_FF),
+              _t(p + "ffn_down_shexp.weight", N_FF, N_EMBD),
+              _t(p + "ffn_up_shexp.weight", N_EMBD, N_FF)]  # fmt: skip
+    return _attention(p, biases=True) + _experts(p) + shared
+
+
 def base_models() -> dict[str, ModelSpec]:
     moe = {"expert_count": N_EXPERT, "expert_used_count": 2}
     window = {"attention__key_length": HEAD, "attention__value_length": HEAD,
@@ -154,6 +172,12 @@ def base_models() -> dict[str, ModelSpec]:
         "qwen3moe": _spec(
             "qwen3moe", _model(_qwen3moe_block, tied=True), expert_feed_forward_length=N_FF, **moe
         ),
+        "qwen3": _spec("qwen3", _model(_qwen3_block, tied=False)),
+        "qwen2moe": _spec(
+            "qwen2moe", _model(_qwen2moe_block, tied=False), expert_feed_forward_length=N_FF, **moe
+        ),
+        "gemma": _spec("gemma", _model(_llama_block, tied=True)),
+        "gemma2": _spec("gemma2", _model(_gemma2_block, tied=True)),
     }
 
 

@@ -74,6 +74,12 @@ def test_a_split_model_is_checked_over_all_its_parts(tmp_path: Path) -> None:
         read_gguf(broken)
 
 
+def test_a_tensor_in_two_split_parts(tmp_path: Path) -> None:
+    parts = write_split_gguf(tmp_path / "tiny.gguf", tiny_spec(), 3)
+    parts[2].write_bytes(parts[1].read_bytes())  # part 3 is a second part 2
+    assert "is in two split parts" in refusal(parts[0])
+
+
 def test_a_split_model_with_a_part_missing(tmp_path: Path) -> None:
     parts = write_split_gguf(tmp_path / "tiny.gguf", tiny_spec(), 3)
     parts[1].unlink()
