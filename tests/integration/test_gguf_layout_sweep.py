@@ -2,13 +2,14 @@
 
 Small models of every architecture ``gguf.layout`` knows (llama dense, tied and MoE;
 qwen2 with attention biases, qwen2moe with shared experts, qwen3, qwen3moe; gemma,
-gemma2, gemma3) each load in the real llama.cpp.  Each is then mutated (about 300 files,
-a few seconds: the files are tiny and the loads read no tensor data): a tensor's dimensions swapped or changed, a tensor dropped, renamed or
-added, an optional tensor added with the right or a wrong shape, a hyperparameter or
-the vocabulary changed so that the shapes no longer follow.  For every file, our
-verdict (``validate_gguf`` + ``read_gguf``, what ``ask``, ``show`` and ``plan`` run)
-must be llama.cpp's: it loads exactly the files we accept.  llama.cpp loads them in a
-child process (a crash there counts as a refusal and is reported).
+gemma2, gemma3) each load in the real llama.cpp.  Each is then mutated: a tensor's
+dimensions swapped or changed, a tensor dropped, renamed or added, an optional tensor
+added with the right or a wrong shape, a hyperparameter or the vocabulary changed so
+that the shapes no longer follow.  About 300 files, a few seconds: they are tiny and a
+load reads no tensor data.  For every file, our verdict (``validate_gguf`` +
+``read_gguf``, what ``ask``, ``show`` and ``plan`` run) must be llama.cpp's: it loads
+exactly the files we accept.  llama.cpp loads them in a child process (a crash there
+counts as a refusal and is reported).
 """
 
 from __future__ import annotations
