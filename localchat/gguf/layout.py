@@ -58,16 +58,17 @@ class Loader:
 
     def finish(self, n_expert: int) -> None:
         """The generic scale pass of ``load_tensors``, then every tensor must be used."""
-        for name, tensor in list(self.used.items()):
+        for name in list(self.used):
             match = _SCALED.match(name)
             if match:
                 size = n_expert if match.group("exps") else 1
                 stem = name.removesuffix(".weight")
                 self.take(f"{stem}.scale", (size,), required=False)
                 self.take(f"{stem}.input_scale", (size,), required=False)
-            elif name == "output.weight" and tensor.ggml_type == NVFP4:
-                self.take("output.scale", (1,), required=False)
-                self.take("output.input_scale", (1,), required=False)
+        output = self.used.get("output.weight") or self.used.get("token_embd.weight")  # tied
+        if output is not None and output.ggml_type == NVFP4:
+            self.take("output.scale", (1,), required=False)
+            self.take("output.input_scale", (1,), required=False)
         unused = [name for name in self.tensors if name not in self.used]
         if unused:
             raise self.fail(

@@ -31,6 +31,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import os
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -110,16 +111,17 @@ def link_into_home(shared_file: Path, home_path: Path) -> Path:
     if _same_file(home_path, shared_file):
         return home_path
     home_path.parent.mkdir(parents=True, exist_ok=True)  # a broken home is an error to show
-    temporary = home_path.with_name(f".{home_path.name}.{os.getpid()}.link")
+    temporary = home_path.with_name(f".{home_path.name}.{uuid.uuid4().hex}.link")
     try:
-        temporary.unlink(missing_ok=True)
         os.link(shared_file, temporary)
-        os.replace(temporary, home_path)
     except OSError:  # another filesystem, no hard links, a read-only home
         with contextlib.suppress(OSError):
-            temporary.unlink(missing_ok=True)
             home_path.unlink(missing_ok=True)  # an old copy would only take space
         return shared_file
+    try:
+        os.replace(temporary, home_path)  # atomic: a reader sees the old file or the link
+    finally:
+        temporary.unlink(missing_ok=True)
     return home_path
 
 
