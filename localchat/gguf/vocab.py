@@ -8,7 +8,6 @@ make llama.cpp throw a clean error (no token list, no BPE merges) are left to it
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from localchat.errors import CorruptModelFile
@@ -63,22 +62,24 @@ def check_vocab(header: GgufHeader, arch: str) -> None:
         return
     _check_array_lengths(header, n_tokens)
     _check_special_tokens(header, vocab_type, n_tokens)
-    texts = list(token_texts(header))
+    texts = token_texts(header)
     if texts:
         _check_texts(header, texts)
         if vocab_type == "rwkv":
             _check_rwkv_bytes(header, texts)
 
 
-def token_texts(header: GgufHeader) -> Iterator[bytes]:
-    """Each token's text as llama.cpp keeps it (empty ones renamed), when the header kept
-    them (local files; a remote header's vocabulary is not read)."""
+def token_texts(header: GgufHeader) -> list[bytes]:
+    """Each token's text as llama.cpp keeps it (empty ones renamed), or [] when the header
+    did not keep them (a remote header's vocabulary is not read)."""
     if header.tokens is None:
-        return
+        return []
     blob, offsets = header.tokens.blob, header.tokens.offsets
     ends = [*offsets[1:], len(blob)]  # the texts lie back to back, each after its length
-    for token_id, (start, end) in enumerate(zip(offsets, ends, strict=True)):
-        yield blob[start + 8 : end] or f"[EMPTY_{token_id}]".encode()
+    return [
+        blob[start + 8 : end] or f"[EMPTY_{token_id}]".encode()
+        for token_id, (start, end) in enumerate(zip(offsets, ends, strict=True))
+    ]
 
 
 def _check_array_lengths(header: GgufHeader, n_tokens: int) -> None:
@@ -127,11 +128,12 @@ def _flag(meta: dict[str, Any], key: str, default: bool) -> bool:
 
 
 def _check_texts(header: GgufHeader, texts: list[bytes]) -> None:
-    seen: set[bytes] = set()
-    for token_id, text in enumerate(texts):  # llama.cpp asserts that no two texts are equal
-        if text in seen:
-            raise _corrupt(header, f"token {token_id} repeats an earlier token's text")
-        seen.add(text)
+    if len(set(texts)) != len(texts):  # llama.cpp asserts that no two texts are equal
+        seen: set[bytes] = set()
+        for token_id, text in enumerate(texts):
+            if text in seen:
+                raise _corrupt(header, f"token {token_id} repeats an earlier token's text")
+            seen.add(text)
     try:  # NUL ends any multi-byte sequence, so the join is valid only if every text is
         b"\0".join(texts).decode("utf-8")
     except UnicodeDecodeError:
