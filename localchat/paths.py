@@ -3,7 +3,9 @@
 Everything lives under platformdirs' per-user directories unless
 ``LOCALCHAT_HOME`` is set, in which case everything (config, data, logs,
 history, and the model cache unless ``HF_HUB_CACHE``/``HF_HOME`` say otherwise)
-lives below that one folder.  Tests set it to a temporary directory.
+lives below that one folder.  Tests set it to a temporary directory.  The one
+exception is ``shared_cache_dir()``: what every home would otherwise copy (the
+pip-delivered model) is kept once per user there (``LOCALCHAT_SHARED_CACHE``).
 """
 
 from __future__ import annotations
@@ -64,8 +66,25 @@ def calibration_file() -> Path:
 
 
 def pip_models_dir() -> Path:
-    """Models that pip packages deliver, assembled from the package's pieces."""
+    """Models that pip packages deliver: hard links to the copies in
+    ``shared_pip_models_dir()`` (or, where no link can be made, the home's own copies)."""
     return data_dir() / "pip-models"
+
+
+def shared_cache_dir() -> Path:
+    """Per-user files that every LOCALCHAT_HOME shares instead of copying: deliberately
+    outside LOCALCHAT_HOME.  ``LOCALCHAT_SHARED_CACHE`` moves it (tests do)."""
+    value = os.environ.get("LOCALCHAT_SHARED_CACHE")
+    if value:
+        return Path(value).expanduser()
+    import platformdirs
+
+    return Path(platformdirs.user_cache_dir(APP_NAME))
+
+
+def shared_pip_models_dir() -> Path:
+    """The one assembled copy of each pip-delivered model (``store.pip_models``)."""
+    return shared_cache_dir() / "pip-models"
 
 
 def partial_downloads_dir() -> Path:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,11 +13,15 @@ pytest_plugins = ["tests.fixtures.gguf_files", "tests.fixtures.servers"]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture(scope="session")
-def shared_pip_models(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One ``pip-models`` folder for the whole session: the pip model is assembled (and its
-    253 MB written) once, in the session's temp dir, never in ~/.cache."""
-    return tmp_path_factory.mktemp("pip-models")
+@pytest.fixture(scope="session", autouse=True)
+def shared_pip_models(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One ``pip-models`` folder for the whole session, which every test home links to;
+    and the session's shared cache (``LOCALCHAT_SHARED_CACHE``, set for the whole session
+    and so for every child process), where the pip model's one copy is assembled (its
+    253 MB written once), never in the user's ~/.cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LOCALCHAT_SHARED_CACHE", str(tmp_path_factory.mktemp("shared-cache")))
+        yield tmp_path_factory.mktemp("pip-models")
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +62,7 @@ def gemma_path(shared_pip_models: Path) -> Path:
     """The real Gemma 3 270M Q4_K_M GGUF, delivered by the pip package (the offline-model
     extra; a third-party package, so its absence skips rather than fails)."""
     from localchat.catalog import load_catalog
-    from localchat.store.local import pip_model_file
+    from localchat.store.pip_models import pip_model_file
 
     entry = load_catalog().get("gemma-3-270m")
     assert entry is not None and entry.pip is not None

@@ -13,9 +13,14 @@ from pathlib import Path
 
 from localchat.gguf.header import GgufHeader, TensorInfo, TokenTable, parse_header
 from localchat.gguf.info import GgufInfo, LayerBytes, info_from_headers, quant_from_file_type
-from localchat.gguf.metadata import gguf_token_texts, read_gguf_header, read_gguf_metadata
+from localchat.gguf.metadata import (
+    gguf_token_texts,
+    read_gguf_header,
+    read_gguf_metadata,
+    split_parts,
+)
 from localchat.gguf.source import ByteSource, BytesSource, FileSource
-from localchat.gguf.validate import split_parts, validate_gguf
+from localchat.gguf.validate import validate_gguf
 
 
 def read_gguf(paths: Path | Sequence[Path]) -> GgufInfo:

@@ -3,41 +3,65 @@
 ``check_header`` runs on every local header ``read_gguf_header`` returns, so
 ``ask``, ``show`` and ``plan`` refuse the same files with the same message:
 
-* tensor data: every tensor inside the file, none overlapping another, each
+* tensor data: names non-empty and unique, every tensor inside the file, stored
+  back to back in header order as gguf.cpp requires, none overlapping another, each
   aligned as ggml's CPU buffers need (``check_tensor_data``);
 * what llama.cpp ``GGML_ASSERT``s or aborts on while loading hparams and the
-  vocabulary (``check_loadable``): llama.cpp ends the whole process there, so
-  these files must never reach it.  The figures below come from llama.cpp's
-  ``src/llama-model.cpp`` (``load_hparams``), ``src/llama-vocab.cpp``
-  (``llama_vocab::impl::load``) and ``src/llama-hparams.h``.
+  vocabulary (``check_loadable``, ``gguf.vocab``): llama.cpp ends the whole process
+  there, so these files must never reach it.  The figures below come from llama.cpp's
+  ``src/llama-model.cpp`` (``load_hparams``) and ``src/llama-hparams.h``;
+* for the architectures the planner knows, every tensor llama.cpp creates, with the
+  shape the hyperparameters imply (``gguf.layout``).  A split model's tensors are
+  checked together (``check_model``), once all its parts are read.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 from localchat.errors import CorruptModelFile
 from localchat.gguf.header import GgufHeader, quote
+from localchat.gguf.layout import check_layout
+from localchat.gguf.vocab import check_vocab
 
 LLAMA_MAX_LAYERS = 512
 LLAMA_MAX_EXPERTS = 1024
 TENSOR_ALIGNMENT = 32  # ggml-cpu asserts tensor data pointers are 32-byte aligned (mmap)
 MAX_CONTEXT_TOKENS = 1 << 26  # 64M tokens: far past any real model; 2**32-1 is garbage
-# tokenizer.ggml.model values llama_vocab::impl::load accepts; anything else is refused.
-SUPPORTED_TOKENIZERS = frozenset(
-    {"no_vocab", "none", "llama", "bert", "gpt2", "hybriddna", "whitespace", "t5", "rwkv"}
-    | {"plamo2", "gemma4"}
-)
 ROPE_SCALING_TYPES = frozenset({"none", "linear", "yarn", "longrope"})
 _HINT = "the file is corrupt or was made for another program; download it again"
 
 
 def check_header(header: GgufHeader) -> None:
-    """Raise ``CorruptModelFile`` for anything that makes this header unsafe to load."""
+    """Raise ``CorruptModelFile`` for anything that makes this header unsafe to load, or
+    that llama.cpp would refuse.  A split part's tensors wait for ``check_model``."""
     check_tensor_data(header)
     if header.metadata.get("split.no", 0) == 0:  # later split parts carry tensors only
         check_loadable(header)
+    if not is_split(header):
+        check_layout(header, header.tensors)
+
+
+def check_model(headers: Sequence[GgufHeader]) -> None:
+    """The tensors of every part of a split model: each name once in the whole model, and
+    all of them against the architecture's layout."""
+    if not headers:
+        return
+    tensors = [t for header in headers for t in header.tensors]
+    names: set[str] = set()
+    for header in headers:
+        for tensor in header.tensors:
+            if tensor.name in names:
+                raise _corrupt(header, f"tensor {quote(tensor.name)} is in two split parts")
+            names.add(tensor.name)
+    check_layout(headers[0], tensors)
+
+
+def is_split(header: GgufHeader) -> bool:
+    count = header.metadata.get("split.count", 1)
+    return isinstance(count, int) and count > 1
 
 
 def check_tensor_data(header: GgufHeader) -> None:
@@ -48,6 +72,8 @@ def check_tensor_data(header: GgufHeader) -> None:
     names: set[str] = set()
     previous_end, previous_name = 0, ""
     for tensor in sorted(header.tensors, key=lambda t: t.offset):
+        if not tensor.name:
+            raise _corrupt(header, "a tensor has an empty name")
         if tensor.name in names:
             raise _corrupt(header, f"tensor {quote(tensor.name)} appears twice")
         names.add(tensor.name)
@@ -68,6 +94,23 @@ def check_tensor_data(header: GgufHeader) -> None:
                 f"tensors {quote(previous_name)} and {quote(tensor.name)} overlap",
             )
         previous_end, previous_name = end, tensor.name
+    _check_packed(header)
+
+
+def _check_packed(header: GgufHeader) -> None:
+    """gguf.cpp: each tensor's data starts where the one before it in the header ends,
+    rounded up to the alignment (a type or shape changed in place breaks this)."""
+    expected, previous = 0, None
+    for tensor in header.tensors:
+        if tensor.offset != expected:
+            after = f", where {quote(previous)} before it ends" if previous else ", expected"
+            raise _corrupt(
+                header,
+                f"tensor {quote(tensor.name)} data at offset {tensor.offset}{after} at {expected} "
+                "(a tensor's shape or type does not match its data)",
+            )
+        expected += -(-tensor.n_bytes // header.alignment) * header.alignment
+        previous = tensor.name
 
 
 def check_loadable(header: GgufHeader) -> None:
@@ -79,7 +122,7 @@ def check_loadable(header: GgufHeader) -> None:
     _check_layers(header, arch)
     _check_experts(header, arch)
     _check_norms_and_rope(header, arch)
-    _check_vocab(header)
+    check_vocab(header, arch)
 
 
 def _check_layers(header: GgufHeader, arch: str) -> None:
@@ -135,32 +178,6 @@ def _check_norms_and_rope(header: GgufHeader, arch: str) -> None:
     scaling = meta.get(f"{arch}.rope.scaling.type")
     if scaling is not None and scaling not in ROPE_SCALING_TYPES:
         raise _corrupt(header, f"{arch}.rope.scaling.type {_shown(scaling)} is unknown")
-
-
-def _check_vocab(header: GgufHeader) -> None:
-    model = header.metadata.get("tokenizer.ggml.model")
-    if model is None:
-        return  # llama.cpp then loads no vocabulary
-    if model not in SUPPORTED_TOKENIZERS:
-        raise _corrupt(header, f"tokenizer.ggml.model {_shown(model)} is not supported")
-    if header.tokens is None:
-        return
-    blob, offsets = header.tokens.blob, header.tokens.offsets
-    ends = [*offsets[1:], len(blob)]  # the texts lie back to back, each after its length
-    texts = [
-        blob[start + 8 : end]
-        # llama.cpp renames empty tokens, then asserts that no two texts are equal
-        or f"[EMPTY_{token_id}]".encode()
-        for token_id, (start, end) in enumerate(zip(offsets, ends, strict=True))
-    ]
-    if len(set(texts)) != len(texts):
-        seen: set[bytes] = set()
-        first = next(i for i, text in enumerate(texts) if text in seen or seen.add(text))
-        raise _corrupt(header, f"token {first} repeats an earlier token's text")
-    try:  # NUL ends any multi-byte sequence, so the join is valid only if every text is
-        b"\0".join(texts).decode("utf-8")
-    except UnicodeDecodeError:
-        raise _corrupt(header, "a token's text is not valid UTF-8") from None
 
 
 def _int(header: GgufHeader, key: str) -> int:

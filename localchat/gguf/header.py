@@ -84,7 +84,7 @@ class TokenTable:
     """The vocabulary's token texts, kept as the raw array bytes plus start offsets."""
 
     blob: bytes
-    offsets: array
+    offsets: array[int]
 
     def __len__(self) -> int:
         return len(self.offsets)
@@ -233,6 +233,8 @@ def _parse(cur: _Cursor, keep_tokens: bool) -> GgufHeader:
     tokens: TokenTable | None = None
     for _ in range(n_kv):
         key = _string(cur, "key", MAX_KEY_BYTES)
+        if not key or key in metadata or key in array_lengths:  # gguf.cpp refuses these
+            raise cur.fail(f"key {quote(key)} appears twice" if key else "a key is empty")
         value_type = cur.unpack("<I", 4)
         if value_type == _ARRAY:
             value, length, table = _array(cur, key, keep_tokens and key == TOKENS_KEY, 1)
@@ -285,7 +287,7 @@ def _scalar(cur: _Cursor, value_type: int, key: str) -> Any:
 
 def _array(
     cur: _Cursor, key: str, keep_table: bool, depth: int
-) -> tuple[list | None, int, TokenTable | None]:
+) -> tuple[list[Any] | None, int, TokenTable | None]:
     """(value or None when skipped, length, token table when asked for)."""
     item_type = cur.unpack("<I", 4)
     length = cur.unpack("<Q", 8)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localchat.errors import CorruptModelFile
+from localchat.gguf.checks import check_model
 from localchat.gguf.header import GgufHeader
 
 # llama.cpp hard-codes the sliding-window pattern for these (llama-model.cpp set_swa_pattern):
@@ -17,9 +18,7 @@ from localchat.gguf.header import GgufHeader
 SWA_PATTERN_BY_ARCH = {"gemma2": 2, "gemma3": 6, "cohere2": 4, "gpt-oss": 2}
 
 _LAYER_RE = re.compile(r"^blk\.(\d+)\.")
-_EXPERT_RE = re.compile(
-    r"_exps\.|\.ffn_(gate|up|down)\.\d+\.weight$"
-)  # merged or legacy per-expert
+_EXPERT_RE = re.compile(r"_exps\.")  # the merged expert tensors (ffn_up_exps.weight, ...)
 _OUTPUT_NAMES = ("output.weight", "output.bias", "output_norm.weight", "output_norm.bias")
 
 
@@ -83,20 +82,22 @@ def info_from_headers(headers: Sequence[GgufHeader], source: str = "header") -> 
     """Combine the headers of one model's files (one, or every split part)."""
     if not headers:
         raise CorruptModelFile("no GGUF headers to read")
+    if len(headers) > 1:
+        check_model(headers)  # a split model's tensors, all parts together
     meta = headers[0].metadata
     name = headers[0].name
     arch = meta.get("general.architecture")
     if not isinstance(arch, str) or not arch:
         raise CorruptModelFile(f"{name}: general.architecture missing from the GGUF header")
     numbers = _ArchReader(meta, arch, name)
-    n_layers = numbers.int("block_count")
+    n_layers = numbers.count("block_count")
     tensors = [t for header in headers for t in header.tensors]
     groups = _group_tensors(tensors, n_layers)
     n_head = numbers.per_layer("attention.head_count", n_layers)
-    n_embd = numbers.int("embedding_length")
-    head_dim_k = numbers.int("attention.key_length", default=n_embd // max(max(n_head), 1))
+    n_embd = numbers.count("embedding_length")
+    head_dim_k = numbers.count("attention.key_length", default=n_embd // max(max(n_head), 1))
     n_head_kv = numbers.per_layer("attention.head_count_kv", n_layers, default=n_head)
-    n_swa = numbers.int("attention.sliding_window", default=0)
+    n_swa = numbers.count("attention.sliding_window", default=0)
     sizes = [h.file_size_bytes for h in headers]
     return GgufInfo(
         architecture=arch,
@@ -109,12 +110,12 @@ def info_from_headers(headers: Sequence[GgufHeader], source: str = "header") -> 
         n_head=n_head,
         n_head_kv=n_head_kv,
         head_dim_k=head_dim_k,
-        head_dim_v=numbers.int("attention.value_length", default=head_dim_k),
+        head_dim_v=numbers.count("attention.value_length", default=head_dim_k),
         n_ff=max(numbers.per_layer("feed_forward_length", n_layers, default=(0,) * n_layers)),
         n_vocab=_n_vocab(meta, headers[0], arch, groups.embedding_rows),
-        n_ctx_train=numbers.int("context_length", default=4096),
-        n_expert=numbers.int("expert_count", default=0),
-        n_expert_used=numbers.int("expert_used_count", default=0),
+        n_ctx_train=numbers.count("context_length", default=4096),
+        n_expert=numbers.count("expert_count", default=0),
+        n_expert_used=numbers.count("expert_used_count", default=0),
         n_swa=n_swa,
         swa_layers=_swa_layers(meta, arch, n_layers, n_swa),
         input_bytes=groups.input_bytes,
@@ -133,7 +134,7 @@ class _ArchReader:
     def raw(self, key: str) -> Any:
         return self.meta.get(f"{self.arch}.{key}")
 
-    def int(self, key: str, default: int | None = None) -> int:
+    def count(self, key: str, default: int | None = None) -> int:
         value = self.raw(key)
         if isinstance(value, list) and value:
             value = max(value)
@@ -155,7 +156,7 @@ class _ArchReader:
             if len(value) != n_layers or not all(isinstance(v, int) and v >= 0 for v in value):
                 raise CorruptModelFile(f"{self.file_name}: {self.arch}.{key} has a bad array")
             return tuple(value)
-        return (self.int(key),) * n_layers
+        return (self.count(key),) * n_layers
 
 
 @dataclass

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from localchat.errors import CorruptModelFile
-from localchat.gguf.checks import check_header
+from localchat.gguf.checks import check_header, check_model, is_split
 from localchat.gguf.header import GgufHeader, parse_header
 from localchat.gguf.source import FileSource
+
+_SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
 
 
 def read_gguf_header(path: Path, *, keep_tokens: bool = False) -> GgufHeader:
@@ -37,7 +40,33 @@ def _cached_header(path: str, size_bytes: int, mtime_ns: int) -> GgufHeader:
     with FileSource(Path(path)) as source:
         header = parse_header(source, keep_tokens=True)
     check_header(header)  # the one validation ask, show and plan all go through
+    if is_split(header) and header.metadata.get("split.no", 0) == 0:
+        check_model([header, *_later_parts(Path(path), header)])
     return header
+
+
+def split_parts(path: Path) -> list[Path]:
+    """All parts of a llama.cpp split (``name-00001-of-00003.gguf``), else just ``path``."""
+    match = _SPLIT_RE.match(path.name)
+    if not match:
+        return [path]
+    count = int(match.group("count"))
+    prefix = match.group("prefix")
+    return [path.with_name(f"{prefix}-{no:05d}-of-{count:05d}.gguf") for no in range(1, count + 1)]
+
+
+def _later_parts(path: Path, first: GgufHeader) -> list[GgufHeader]:
+    """The headers of a split model's other parts, found by file name as llama.cpp finds
+    them; [] when the name does not follow the pattern (llama.cpp then refuses the file)."""
+    parts = split_parts(path)
+    if parts[0] != path or len(parts) != first.metadata.get("split.count"):
+        return []
+    missing = next((part for part in parts if not part.is_file()), None)
+    if missing is not None:
+        raise CorruptModelFile(
+            f"{missing.name}: split part missing", hint="download every part of the model"
+        )
+    return [read_gguf_header(part) for part in parts[1:]]
 
 
 def read_gguf_metadata(path: Path) -> dict[str, Any]:

@@ -4,24 +4,11 @@ header bounds, tensor data inside the file, nothing llama.cpp aborts on)."""
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from localchat.errors import CorruptModelFile
 from localchat.gguf.header import GgufHeader
-from localchat.gguf.metadata import read_gguf_header
-
-_SPLIT_RE = re.compile(r"^(?P<prefix>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")
-
-
-def split_parts(path: Path) -> list[Path]:
-    """All parts of a llama.cpp split (``name-00001-of-00003.gguf``), else just ``path``."""
-    match = _SPLIT_RE.match(path.name)
-    if not match:
-        return [path]
-    count = int(match.group("count"))
-    prefix = match.group("prefix")
-    return [path.with_name(f"{prefix}-{no:05d}-of-{count:05d}.gguf") for no in range(1, count + 1)]
+from localchat.gguf.metadata import read_gguf_header, split_parts
 
 
 def validate_gguf(path: Path) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from localchat.gguf.quants import classify_gguf_path, quant_in_stem
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 from localchat.store.cache import model_from_record, repo_dir
-from localchat.store.local import pip_model_file
+from localchat.store.pip_models import pip_model_listing
 from localchat.store.registry import PulledModel, all_pulled, forget_pulled
 from localchat.store.usage import all_usage, forget_usage, last_used
 
@@ -121,19 +121,19 @@ def _pip_models() -> list[InstalledModel]:
     models = []
     for entry in load_catalog().entries.values():
         source = entry.pip
-        path = pip_model_file(entry.name, source) if source is not None else None
-        if source is None or path is None:
+        listed = pip_model_listing(entry.name, source) if source is not None else None
+        if source is None or listed is None:  # listing never assembles the file
             continue
         models.append(
             InstalledModel(
                 name=entry.name,
                 quant=source.quant,
                 format="gguf",
-                size_bytes=path.stat().st_size,
+                size_bytes=listed.size_bytes,
                 last_used=last_used(f"pip:{entry.name}"),
-                path=str(path),
+                path=str(listed.path),
                 source="pip",
-                files=(str(path),),
+                files=(str(listed.path),),
             )
         )
     return models

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.metadata
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from filelock import FileLock
-
-from localchat.catalog.schema import PipSource
 from localchat.errors import CorruptModelFile, ModelNotFound
-from localchat.jsonfile import read_json, update_json
-from localchat.paths import pip_models_dir
 from localchat.reference import ModelRef
+from localchat.store.pip_models import pip_model_file
 
 GGUF_MAGIC = b"GGUF"
 
@@ -118,62 +110,6 @@ def _from_pip(ref: ModelRef) -> LocalModel | None:
         format="gguf",
         extra={"source": "pip"},
     )
-
-
-def pip_model_file(name: str, source: PipSource, directory: Path | None = None) -> Path | None:
-    """The pip package's model, assembled under ``pip_models_dir()`` (so LOCALCHAT_HOME
-    moves it too), or None when the package is not installed.
-
-    The package's ``assemble(path)`` checks the file's sha256 (about a second for
-    253 MB); a file it checked is remembered by size and mtime, so later lookups (each
-    ``ask``, each row of the app's model list) only ``stat`` it.
-    """
-    try:
-        module = importlib.import_module(source.module)
-        version = importlib.metadata.version(source.package)
-    except (ImportError, importlib.metadata.PackageNotFoundError):
-        return None
-    directory = directory or pip_models_dir()
-    target = directory / f"{name}.{source.quant}.gguf"
-    stamps = directory / "verified.json"
-    stamp_key = f"{source.package}=={version}"
-    if _verified(target, stamps, stamp_key):
-        return target
-    directory.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock", timeout=600):
-        if not _verified(target, stamps, stamp_key):
-            _assemble(module, target)
-            stamp = _stamp(target)
-            update_json(stamps, lambda data: data.__setitem__(stamp_key, stamp))
-    return target
-
-
-def _assemble(module: Any, target: Path) -> None:
-    """Assemble (and verify) into a temporary file, then rename: never a half file."""
-    partial = target.with_name(f".{target.name}.{os.getpid()}.partial")
-    try:
-        module.assemble(partial, overwrite=True)
-        os.replace(partial, target)
-    except (OSError, ValueError) as exc:
-        raise CorruptModelFile(
-            f"the pip package's model could not be assembled into {target}: {exc}",
-            hint="reinstall the package (pip install --force-reinstall)",
-        ) from exc
-    finally:
-        partial.unlink(missing_ok=True)
-
-
-def _verified(target: Path, stamps: Path, stamp_key: str) -> bool:
-    stamp = _stamp(target)
-    return stamp is not None and stamp == read_json(stamps).get(stamp_key)
-
-
-def _stamp(path: Path) -> list[int] | None:
-    try:
-        info = path.stat()
-    except OSError:
-        return None
-    return [info.st_size, info.st_mtime_ns]
 
 
 def _quant_from_name(filename: str) -> str | None:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from localchat.errors import CorruptModelFile
 from localchat.gguf import read_gguf
 from localchat.gguf.info import quant_from_file_type
 from tests.fixtures.gguf_files import mixtral_spec, tiny_spec, write_gguf
@@ -48,15 +51,22 @@ def test_llama70b_groups(llama70b_q4_k_m_gguf: Path) -> None:
     assert info.layers[11].dense_bytes == layer11
 
 
-def test_mixtral_experts_merged_and_legacy_agree(mixtral_q4_0_gguf: Path, gguf_dir: Path) -> None:
+def test_mixtral_experts_grouped_apart(mixtral_q4_0_gguf: Path) -> None:
     merged = read_gguf(mixtral_q4_0_gguf)
-    legacy_path = write_gguf(gguf_dir / "legacy.gguf", mixtral_spec("Q4_0", legacy_experts=True))
-    legacy = read_gguf(legacy_path[0])
     experts = 3 * 8 * nbytes(4096 * 14336, Q4_0)
-    assert merged.layers[0].expert_bytes == legacy.layers[0].expert_bytes == experts
-    assert merged.layers[0].dense_bytes == legacy.layers[0].dense_bytes
+    assert merged.layers[0].expert_bytes == experts
+    dense = nbytes(4096 * 4096, Q4_0) * 2 + nbytes(4096 * 1024, Q8_0) + nbytes(4096 * 1024, Q4_0)
+    assert merged.layers[0].dense_bytes == dense + 4096 * 8 * 4 + 2 * 4096 * 4  # + router, norms
     assert (merged.n_expert, merged.n_expert_used, merged.n_vocab) == (8, 2, 57002)
     assert merged.is_moe
+
+
+def test_one_tensor_per_expert_is_refused(gguf_dir: Path) -> None:
+    """Pre-April-2024 Mixtral conversions: llama.cpp no longer loads them (it wants
+    ffn_*_exps), so neither do show and plan."""
+    legacy = write_gguf(gguf_dir / "legacy.gguf", mixtral_spec("Q4_0", legacy_experts=True))[0]
+    with pytest.raises(CorruptModelFile, match="one tensor per expert"):
+        read_gguf(legacy)
 
 
 def test_tied_output_is_the_embedding(tmp_path: Path) -> None:
