@@ -113,7 +113,7 @@ async def test_settings_are_saved_and_applied(make_app, tmp_path: Path) -> None:
         assert saved["temperature"] == 0.2 and saved["max_tokens"] == 64
         assert saved["theme"] == "nord" and app.theme == "nord"
         assert app.session.system_prompt == "Answer in French."
-        sampling = app.sampling_for(app.model)
+        sampling = app.session.sampling_for(app.model.default_sampling())
         assert sampling.temperature == 0.2 and sampling.max_tokens == 64
 
 
