@@ -81,6 +81,14 @@ def split_reply(model: ChatModel | None, text: str) -> list[Part]:
     return coalesce([p for p in parts if p.text])
 
 
+def output_and_thinking(model: ChatModel | None, text: str) -> tuple[str, str]:
+    """A whole stored reply as (the reply shown, the thinking folded away)."""
+    parts = split_reply(model, text)
+    output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
+    thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+    return output, thinking
+
+
 def run_generation(
     model: ChatModel,
     messages: Sequence[Message],

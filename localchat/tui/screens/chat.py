@@ -22,14 +22,13 @@ from localchat.tui.messages import ReportError
 from localchat.tui.model import ChatModel
 from localchat.tui.session import ChatSession
 from localchat.tui.streaming import (
-    OUTPUT_KINDS,
     Outcome,
     Part,
     PartBuffer,
     count_context,
     format_stats,
+    output_and_thinking,
     run_generation,
-    split_reply,
 )
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
@@ -180,9 +179,7 @@ class ChatScreen(Screen[None]):
     def _view_for(self, message: StoredMessage) -> MessageView:
         if message.role != "assistant":
             return MessageView(message.role, message.content, message_id=message.id)
-        parts = split_reply(self.model, message.content)
-        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
-        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        output, thinking = output_and_thinking(self.model, message.content)
         stats = format_stats(message.stats) or ("" if message.finished else "interrupted")
         label = _assistant_label((message.stats or {}).get("model"))
         return MessageView(
@@ -320,9 +317,7 @@ class ChatScreen(Screen[None]):
             await view.remove()
             return
         view.message_id = outcome.message_id
-        parts = split_reply(self.model, outcome.text)
-        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
-        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        output, thinking = output_and_thinking(self.model, outcome.text)
         await view.finish(output, thinking, format_stats(outcome.stats))
 
     # ------------------------------------------------------------------ actions
