@@ -38,7 +38,7 @@ from localchat.tui.app import LocalchatApp
 from localchat.tui.fake import ScriptedModel, split_tokens
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
-from localchat.types import Message, SamplingParams
+from localchat.types import Message, SamplingParams, TextStream
 
 RESULTS = Path(__file__).resolve().parent / "results" / "tui_stream.json"
 
@@ -72,13 +72,20 @@ class TimedModel(ScriptedModel):
 
     def stream_chat(
         self, messages: Sequence[Message], sampling: SamplingParams | None = None
-    ) -> Iterator[str]:
-        for piece in super().stream_chat(messages, sampling):
-            now = time.perf_counter()
-            if self.first_at is None:
-                self.first_at = now
-            self.last_at = now
-            yield piece
+    ) -> TextStream:
+        stream = super().stream_chat(messages, sampling)
+        return TextStream(self._timed(stream), stream.stats)
+
+    def _timed(self, stream: TextStream) -> Iterator[str]:
+        try:
+            for piece in stream:
+                now = time.perf_counter()
+                if self.first_at is None:
+                    self.first_at = now
+                self.last_at = now
+                yield piece
+        finally:
+            stream.close()
 
 
 class KeyProbe(threading.Thread):

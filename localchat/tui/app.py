@@ -1,14 +1,19 @@
-"""The localchat app: owns the settings, the history store, the loaded model and the screens."""
+"""The localchat app: owns the settings, the history store, the loaded model and the screens.
+
+Screens talk up to it with messages (the ``@on`` handlers below), and reach none of its
+attributes; it talks down to the chat screen by calling it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from textual import work
+from textual import on, work
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.markup import escape
@@ -21,18 +26,17 @@ from localchat.errorlog import one_line, write_traceback
 from localchat.errors import LocalchatError
 from localchat.history import HistoryStore
 from localchat.settings import Settings, load_settings, save_settings
+from localchat.tui.messages import ReportError
+from localchat.tui.model import ChatModel, Loader
+from localchat.tui.progress import PullEvent, load_progress_text
 from localchat.tui.screens.chat import ChatScreen
 from localchat.tui.screens.history import HistoryScreen
 from localchat.tui.screens.loaded import LoadedModelScreen
 from localchat.tui.screens.models import ModelsScreen
 from localchat.tui.screens.settings import SettingsScreen
-from localchat.tui.services import Loader, cancel_loads, format_eta, format_size
+from localchat.tui.services import cancel_loads, open_model
 from localchat.tui.session import ChatSession
-from localchat.types import SamplingParams
-
-if TYPE_CHECKING:
-    from localchat.api import LoadedModel
-    from localchat.hub.progress import PullProgress
+from localchat.tui.widgets.message import code_blocks
 
 EXIT_WAIT_S = 5.0  # how long quitting waits for a reply to stop at its next token
 PAGES: dict[str, type[Screen[Any]]] = {  # the action that opens each page
@@ -40,17 +44,15 @@ PAGES: dict[str, type[Screen[Any]]] = {  # the action that opens each page
     "history": HistoryScreen,
     "settings": SettingsScreen,
 }
+# Screens get a class by width; app.tcss lays out narrow terminals (80 columns) with it.
+WIDTH_BREAKPOINTS: list[tuple[int, str]] = [(0, "-narrow"), (100, "-wide")]
 
 
 class LocalchatApp(App[None]):
     CSS_PATH = "app.tcss"
     TITLE = "localchat"
     ENABLE_COMMAND_PALETTE = True
-    # Screens get a class by width; app.tcss lays out narrow terminals (80 columns) with it.
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
-        (0, "-narrow"),
-        (100, "-wide"),
-    ]
+    HORIZONTAL_BREAKPOINTS = WIDTH_BREAKPOINTS
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f2", "models", "Models"),
         Binding("f3", "history", "History"),
@@ -60,20 +62,17 @@ class LocalchatApp(App[None]):
         Binding("escape", "hide_help_panel", "Close keys", priority=True, show=False),
     ]
 
+    @dataclass
     class ModelLoaded(Message):
-        def __init__(self, model: LoadedModel) -> None:
-            super().__init__()
-            self.model = model
+        model: ChatModel
 
+    @dataclass
     class LoadFailed(Message):
-        def __init__(self, error: BaseException) -> None:
-            super().__init__()
-            self.error = error
+        error: BaseException
 
+    @dataclass
     class LoadProgress(Message):
-        def __init__(self, text: str) -> None:
-            super().__init__()
-            self.text = text
+        text: str
 
     def __init__(
         self,
@@ -92,10 +91,10 @@ class LocalchatApp(App[None]):
         self._owns_store = store is None
         self.store = store or HistoryStore()
         self.session = ChatSession(self.store, self.settings)
-        self.loader: Loader = loader or _default_loader()
-        self.model: LoadedModel | None = None
-        self.wanted_model: str | None = model or self.settings.default_model
-        self.loading_text: str | None = None
+        self.loader: Loader = loader or open_model
+        self.model: ChatModel | None = None  # the app closes it; the chat screen uses it
+        self.loading = False
+        self._first_model = model or self.settings.default_model
         self._autoload = model is not None or bool(self.settings.default_model)
         self._continue_latest = continue_latest
         self._chat_screen: ChatScreen | None = None
@@ -106,7 +105,7 @@ class LocalchatApp(App[None]):
         if self.settings.theme in self.available_themes:
             self.theme = self.settings.theme
         self.screen_change_signal.subscribe(self, self._on_screen_change)
-        chat = self._chat_screen = ChatScreen()
+        chat = self._chat_screen = ChatScreen(self.session, wanted_model=self._first_model)
         await self.push_screen(chat)
         if self._settings_error is not None:
             self.report_error(self._settings_error, doing="reading your settings")
@@ -115,7 +114,7 @@ class LocalchatApp(App[None]):
             if latest is not None:
                 await self.open_conversation(latest.id)
         if self._autoload:
-            self.load_model(self.wanted_model)
+            self.load_model(self._first_model)
 
     async def on_unmount(self) -> None:
         """Stop a running reply (it is saved), then free the model and the database."""
@@ -123,7 +122,7 @@ class LocalchatApp(App[None]):
         if chat is not None:
             chat.stop_for_exit()
             await asyncio.to_thread(chat.engine_idle.wait, EXIT_WAIT_S)
-        if self.loading_text is not None:
+        if self.loading:
             cancel_loads()  # a load under way stops at its next tensor
         self.workers.cancel_all()
         if self.model is not None:
@@ -146,10 +145,8 @@ class LocalchatApp(App[None]):
         if self.model is not None:  # free its memory first: the planner plans for what is free
             self.model.close()
             self.model = None
-        self.wanted_model = name
-        self.loading_text = f"loading {name or 'the default model'}…"
-        self.chat.set_state(self.loading_text)
-        self.chat.refresh_model()
+        self.loading = True
+        self.chat.load_started(name, f"loading {name or 'the default model'}…")
         self._load(name, self.settings.context_size)
         return True
 
@@ -157,8 +154,8 @@ class LocalchatApp(App[None]):
     def _load(self, name: str | None, n_ctx: int | None) -> None:
         worker = get_current_worker()
 
-        def progress(event: PullProgress) -> None:
-            self.post_message(self.LoadProgress(_progress_text(event)))
+        def progress(event: PullEvent) -> None:
+            self.post_message(self.LoadProgress(load_progress_text(event)))
 
         def notice(text: str) -> None:
             self.call_from_thread(self.notify, text, timeout=8)
@@ -184,26 +181,32 @@ class LocalchatApp(App[None]):
         old, self.model = self.model, event.model
         if old is not None and old is not event.model:
             old.close()
-        self.loading_text = None
+        self.loading = False
         self.notify(f"Loaded {event.model.name}", timeout=3)
-        self.chat.set_state("")
-        await self.chat.on_model_ready()
+        await self.chat.model_ready(event.model)
 
     def on_localchat_app_load_failed(self, event: LoadFailed) -> None:
-        self.loading_text = None
+        self.loading = False
         self.report_error(event.error, doing="loading the model")
-        self.chat.on_model_failed()
+        self.chat.model_failed()
 
     def on_localchat_app_load_progress(self, event: LoadProgress) -> None:
-        self.loading_text = event.text
         self.chat.set_state(event.text)
 
-    def sampling_for(self, model: LoadedModel) -> SamplingParams:
-        """The model's sampling with this app's settings over it (they may have changed
-        since the model was loaded with them)."""
-        return self.settings.sampling(model.default_sampling())
+    @on(ChatScreen.ModelWanted)
+    def load_wanted_model(self, event: ChatScreen.ModelWanted) -> None:
+        self.load_model(event.name)
+
+    @on(ModelsScreen.LoadRequested)
+    def load_picked_model(self, event: ModelsScreen.LoadRequested) -> None:
+        if self.load_model(event.name) and isinstance(self.screen, ModelsScreen):
+            self.pop_screen()
 
     # ------------------------------------------------------------------ errors and notices
+    @on(ReportError)
+    def show_reported_error(self, event: ReportError) -> None:
+        self.report_error(event.error, doing=event.doing)
+
     def report_error(self, error: BaseException, *, doing: str) -> None:
         """One line for the user — what went wrong and what to do, never a traceback.
 
@@ -252,6 +255,10 @@ class LocalchatApp(App[None]):
         return super().check_action(action, parameters)
 
     # ------------------------------------------------------------------ settings
+    @on(SettingsScreen.SaveRequested)
+    def save_requested_settings(self, event: SettingsScreen.SaveRequested) -> None:
+        self.apply_settings(event.settings)
+
     def apply_settings(self, settings: Settings) -> None:
         """Save and apply new settings; the context size applies at the next load."""
         try:
@@ -277,6 +284,15 @@ class LocalchatApp(App[None]):
                 self.report_error(exc, doing="saving the theme")
 
     # ------------------------------------------------------------------ navigation
+    @on(HistoryScreen.OpenRequested)
+    async def open_requested_conversation(self, event: HistoryScreen.OpenRequested) -> None:
+        await self.open_conversation(event.conversation_id)
+
+    @on(HistoryScreen.Deleted)
+    async def forget_deleted_conversation(self, event: HistoryScreen.Deleted) -> None:
+        if self.session.conversation_id == event.conversation_id:
+            await self.chat.new_chat()
+
     async def open_conversation(self, conversation_id: int) -> None:
         if self.chat.generating:
             self.notify("Stop the reply first (Esc)", severity="warning")
@@ -306,13 +322,17 @@ class LocalchatApp(App[None]):
         self._show(ModelsScreen())
 
     def action_history(self) -> None:
-        self._show(HistoryScreen())
+        self._show(HistoryScreen(self.store))
 
     def action_settings(self) -> None:
-        self._show(SettingsScreen())
+        self._show(SettingsScreen(self.settings))
 
     def action_loaded(self) -> None:
-        self.push_screen(LoadedModelScreen())
+        self.push_screen(LoadedModelScreen(self.model), self._loaded_panel_closed)
+
+    def _loaded_panel_closed(self, unload: bool | None) -> None:
+        if unload:
+            self.action_unload()
 
     async def action_new_chat(self) -> None:
         while not isinstance(self.screen, ChatScreen):
@@ -328,8 +348,6 @@ class LocalchatApp(App[None]):
             self.notify("No reply to copy yet", severity="warning")
 
     def action_copy_last_code(self) -> None:
-        from localchat.tui.widgets.message import code_blocks
-
         for message in reversed(self.session.messages):
             blocks = code_blocks(message.content) if message.role == "assistant" else []
             if blocks:
@@ -346,7 +364,7 @@ class LocalchatApp(App[None]):
             self.model.close()
             self.model = None
             self.notify("Model unloaded")
-            self.chat.refresh_model()
+            self.chat.model_gone()
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
@@ -374,19 +392,3 @@ def _load_settings(
         return load_settings(path), None
     except LocalchatError as exc:
         return Settings(), exc
-
-
-def _default_loader() -> Loader:
-    from localchat.tui.services import open_model
-
-    return open_model
-
-
-def _progress_text(event: PullProgress) -> str:
-    if event.stage == "download" and event.overall_bytes_total:
-        return (
-            f"downloading {format_size(event.overall_bytes_done)}"
-            f" / {format_size(event.overall_bytes_total)}"
-            f" · {format_size(event.speed_bytes_per_s)}/s · ETA {format_eta(event.eta_s)}"
-        )
-    return f"{event.stage}…"

@@ -1,4 +1,5 @@
-"""A scripted model with the shape of ``localchat.api.LoadedModel``, for tests and the bench.
+"""A scripted model with the shape of a loaded model (``tui.model.ChatModel``, which
+``localchat.api.LoadedModel`` has too), for tests and the bench.
 
 It replies at a fixed token rate with no llama.cpp, so timings and screens are
 deterministic.  ``LOCALCHAT_FAKE_ENGINE=1 localchat`` opens the app with it.
@@ -6,12 +7,14 @@ deterministic.  ``LOCALCHAT_FAKE_ENGINE=1 localchat`` opens the app with it.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from localchat.types import GenerationStats, Message, SamplingParams
+from localchat.tui.model import ReplyParser
+from localchat.types import GenerationStats, Message, SamplingParams, TextStream
 
 DEFAULT_REPLY = (
     "Here is a short answer to **{question}**.\n\n"
@@ -53,7 +56,7 @@ class ScriptedModel:
         n_ctx: int = 4096,
         fail_with: BaseException | None = None,
         fixed_stats: GenerationStats | None = None,
-        parser_factory: Callable[[], Any] | None = None,
+        parser_factory: Callable[[], ReplyParser] | None = None,
     ) -> None:
         self.name = name
         self.quant: str | None = "Q4_K_M"
@@ -66,7 +69,7 @@ class ScriptedModel:
         self.fail_with = fail_with
         self.fixed_stats = fixed_stats  # reported after each reply (deterministic snapshots)
         self.parser_factory = parser_factory
-        self.last_stats = GenerationStats()
+        self.last_stats = GenerationStats()  # the latest stream's, like LoadedModel's
         self.calls: list[list[Message]] = []
         self.closed = False
         self.engine_label = "in-process scripted model"
@@ -91,18 +94,25 @@ class ScriptedModel:
 
     def stream_chat(
         self, messages: Sequence[Message], sampling: SamplingParams | None = None
-    ) -> Iterator[str]:
+    ) -> TextStream:
+        """The reply's pieces; ``stats`` fill in as it streams.  Like the real engines', the
+        finish reason reads "cancelled" until the last piece went out, so a stream closed
+        early stays "cancelled"."""
         self.calls.append(list(messages))
-        return self._generate(list(messages), sampling)
+        stats = GenerationStats(
+            prompt_tokens=sum(self.count_tokens(m.content) for m in messages),
+            finish_reason="cancelled",
+        )
+        self.last_stats = stats
+        return TextStream(self._generate(list(messages), sampling, stats), stats)
 
-    def _generate(self, messages: list[Message], sampling: SamplingParams | None) -> Iterator[str]:
+    def _generate(
+        self, messages: list[Message], sampling: SamplingParams | None, stats: GenerationStats
+    ) -> Iterator[str]:
         tokens = self._tokens_for(messages)
         finish_reason = "stop"
         if sampling is not None and sampling.max_tokens and len(tokens) > sampling.max_tokens:
             tokens, finish_reason = tokens[: sampling.max_tokens], "length"
-        prompt_tokens = sum(self.count_tokens(m.content) for m in messages)
-        stats = GenerationStats(prompt_tokens=prompt_tokens, finish_reason=finish_reason)
-        self.last_stats = stats
         start = time.perf_counter()
         first = start + self.first_token_delay_s
         interval = 1.0 / self.tokens_per_s if self.tokens_per_s > 0 else 0.0
@@ -118,8 +128,10 @@ class ScriptedModel:
             if index and decode_s > 0:
                 stats.decode_tokens_per_s = index / decode_s
             yield token
-        if self.fixed_stats is not None:
-            self.last_stats = self.fixed_stats
+        stats.finish_reason = finish_reason
+        if self.fixed_stats is not None:  # the same figures after every reply (snapshots)
+            for name, value in dataclasses.asdict(self.fixed_stats).items():
+                setattr(stats, name, value)
 
     def count_tokens(self, text: str) -> int:
         return len(split_tokens(text))
@@ -127,7 +139,7 @@ class ScriptedModel:
     def render_prompt(self, messages: Sequence[Message]) -> str:
         return "".join(f"<{m.role}>{m.content}\n" for m in messages)
 
-    def reply_parser(self) -> Any:
+    def reply_parser(self) -> ReplyParser | None:
         return self.parser_factory() if self.parser_factory else None
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from localchat.history import HistoryStore, ReplyRecorder, StoredMessage
 from localchat.settings import Settings
-from localchat.types import Message
+from localchat.types import Message, SamplingParams
 
 
 class ChatSession:
@@ -61,6 +61,11 @@ class ChatSession:
         """Record the model that actually answers (the user message may predate the load)."""
         if self.conversation_id is not None:
             self.store.update_conversation(self.conversation_id, model=model_name)
+
+    def sampling_for(self, model_sampling: SamplingParams) -> SamplingParams:
+        """The model's sampling with the current settings over it (they may have changed
+        since the model was loaded with them)."""
+        return self.settings.sampling(model_sampling)
 
     def engine_messages(self) -> list[Message]:
         """The prompt: system prompt, then every non-empty message in order."""

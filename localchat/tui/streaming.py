@@ -13,15 +13,12 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from localchat.errors import LocalchatError
-from localchat.formats.base import ReplyParser, ReplyPart
 from localchat.history import ReplyRecorder
-from localchat.types import GenerationStats, Message, SamplingParams
-
-if TYPE_CHECKING:
-    from localchat.api import LoadedModel
+from localchat.tui.model import ChatModel, ReplyParser, ReplyPart
+from localchat.types import GenerationStats, Message, SamplingParams, TextStream
 
 OUTPUT_KINDS = ("output", "text")  # shown as the reply; anything else is folded away
 
@@ -74,7 +71,7 @@ def coalesce(parts: Sequence[Part]) -> list[Part]:
     return merged
 
 
-def split_reply(model: LoadedModel | None, text: str) -> list[Part]:
+def split_reply(model: ChatModel | None, text: str) -> list[Part]:
     """A whole stored reply as parts, split by ``model``'s format (replies reopened from
     history; with no model loaded, all of it is text)."""
     parser = model.reply_parser() if model is not None else None
@@ -84,8 +81,16 @@ def split_reply(model: LoadedModel | None, text: str) -> list[Part]:
     return coalesce([p for p in parts if p.text])
 
 
+def output_and_thinking(model: ChatModel | None, text: str) -> tuple[str, str]:
+    """A whole stored reply as (the reply shown, the thinking folded away)."""
+    parts = split_reply(model, text)
+    output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
+    thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+    return output, thinking
+
+
 def run_generation(
-    model: LoadedModel,
+    model: ChatModel,
     messages: Sequence[Message],
     sampling: SamplingParams | None,
     recorder: ReplyRecorder,
@@ -97,7 +102,7 @@ def run_generation(
     parser: ReplyParser | None = None
     cancelled = False
     error: BaseException | None = None
-    stream = None
+    stream: TextStream | None = None
     try:
         parser = model.reply_parser()
         stream = model.stream_chat(list(messages), sampling)
@@ -116,7 +121,7 @@ def run_generation(
     finally:
         if stream is not None:
             stream.close()
-    stats = _final_stats(model, cancelled)
+    stats = _final_stats(stream, cancelled)
     message_id = None
     try:
         message_id = recorder.finish(_stats_dict(stats, model))
@@ -166,16 +171,20 @@ def _part(raw: ReplyPart) -> Part:
     return Part(raw.kind, raw.text)
 
 
-def _final_stats(model: LoadedModel, cancelled: bool) -> GenerationStats:
-    stats = model.last_stats
-    return dataclasses.replace(stats, finish_reason="cancelled") if cancelled else stats
+def _final_stats(stream: TextStream | None, cancelled: bool) -> GenerationStats:
+    """A copy of the stream's stats, final now that it is closed (no stream: it failed
+    to start, and nothing was generated)."""
+    stats = stream.stats if stream is not None else GenerationStats()
+    if cancelled:
+        return dataclasses.replace(stats, finish_reason="cancelled")
+    return dataclasses.replace(stats)
 
 
-def _stats_dict(stats: GenerationStats, model: LoadedModel) -> dict[str, Any]:
+def _stats_dict(stats: GenerationStats, model: ChatModel) -> dict[str, Any]:
     return {**dataclasses.asdict(stats), "model": model.name}
 
 
-def count_context(model: LoadedModel, messages: Sequence[Message]) -> int:
+def count_context(model: ChatModel, messages: Sequence[Message]) -> int:
     """Tokens the conversation takes, by the model's own tokenizer and chat format (0 when
     the format refuses to render it)."""
     try:

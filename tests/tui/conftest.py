@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -44,9 +45,12 @@ class Loads:
         self.requests: list[str | None] = []
         self.models: list[ScriptedModel] = []
         self.error: BaseException | None = None
+        self.gate: threading.Event | None = None  # set: each load waits for it (5 s at most)
 
     def __call__(self, model: str | None = None, **options: Any) -> ScriptedModel:
         self.requests.append(model)
+        if self.gate is not None:
+            self.gate.wait(5)
         if self.error is not None:
             raise self.error
         scripted = ScriptedModel(model or "scripted-model", **self.model_options)

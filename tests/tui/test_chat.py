@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from localchat.errors import EngineError, ModelNotFound
@@ -255,3 +257,19 @@ async def test_real_reflection_parser_folds_thinking_and_reflection(make_app) ->
         assert "Add the numbers." in view.thinking_text
         assert "Check: 2+2 is 4." in view.thinking_text
         assert "<" not in view.raw_text
+
+
+async def test_a_message_sent_while_the_model_loads_waits_for_that_load(make_app) -> None:
+    loads = Loads()
+    loads.gate = threading.Event()
+    app = make_app(model="slow-model", loads=loads)
+    async with app.run_test() as pilot:
+        await wait_for(pilot, lambda: loads.requests == ["slow-model"])
+        await ask(pilot, "are you there?")
+        await pilot.pause(0.1)
+        assert app.model is None and len(views(app)) == 1
+        loads.gate.set()
+        await wait_for(pilot, lambda: app.chat.replies_done == 1)
+        assert loads.requests == ["slow-model"]  # one load: the message did not start another
+        assert "are you there?" in views(app)[1].raw_text
+        assert app.loads.models[0].calls[0][-1].content == "are you there?"

@@ -46,6 +46,9 @@ async def test_chat_with_the_real_model(real_app: LocalchatApp, store) -> None:
         saved = store.messages(app.session.conversation_id)
         assert [m.content for m in saved] == ["Name three colours.", reply]
         assert 0 < saved[1].stats["completion_tokens"] <= 24
+        # the reply's stats come from its stream; the model's last_stats agree with them
+        assert saved[1].stats["completion_tokens"] == app.model.last_stats.completion_tokens
+        assert saved[1].stats["finish_reason"] in ("stop", "length")
         assert "tok/s" in str(views[1].query_one(".stats").render())
         meter = app.screen.query_one(ContextMeter)
         assert meter.n_ctx == 2048

@@ -113,7 +113,7 @@ async def test_settings_are_saved_and_applied(make_app, tmp_path: Path) -> None:
         assert saved["temperature"] == 0.2 and saved["max_tokens"] == 64
         assert saved["theme"] == "nord" and app.theme == "nord"
         assert app.session.system_prompt == "Answer in French."
-        sampling = app.sampling_for(app.model)
+        sampling = app.session.sampling_for(app.model.default_sampling())
         assert sampling.temperature == 0.2 and sampling.max_tokens == 64
 
 
@@ -259,3 +259,41 @@ async def test_command_palette_lists_our_commands(make_app) -> None:
         await pilot.press("ctrl+p")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "CommandPalette"
+
+
+async def test_deleting_the_open_conversation_starts_a_new_chat(make_app, store) -> None:
+    ids = seed(store)
+    app = make_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await pilot.press("f3", "enter")  # the newest: "Tea"
+        await wait_for(pilot, lambda: app.session.conversation_id == ids[2])
+        assert [v.raw_text for v in app.screen.query(MessageView)] == ["Tea", "hot"]
+        await pilot.press("f3", "ctrl+d")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HistoryScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.session.conversation_id is None)
+        assert store.conversation(ids[2]) is None
+        assert not app.chat.query(MessageView)
+
+
+async def test_models_keeps_the_screen_when_a_reply_is_running(make_app, monkeypatch) -> None:
+    monkeypatch.setattr(services, "catalog_rows", fake_rows)
+    app = make_app(tokens=[f"w{i} " for i in range(2000)], tokens_per_s=100)
+    async with app.run_test(size=(110, 30)) as pilot:
+        await wait_for(pilot, lambda: app.model is not None)
+        await type_text(pilot, "long story")
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.chat.generating)
+        await pilot.press("f2")
+        table = app.screen.query_one(DataTable)
+        await wait_for(pilot, lambda: table.row_count == 3)
+        await pilot.press("enter")
+        await wait_for(
+            pilot, lambda: any("Stop the reply" in n.message for n in app._notifications)
+        )
+        assert isinstance(app.screen, ModelsScreen)
+        assert app.loads.requests == ["scripted-model"]
+        await pilot.press("escape")  # back to the chat, where Esc stops the reply
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not app.chat.generating)

@@ -31,9 +31,14 @@ pytestmark = pytest.mark.asyncio
 SMALL = (80, 24)
 
 
-def footer_fits(app) -> None:
-    """Every key in the footer lies inside the screen and clear of the palette key."""
+async def footer_fits(pilot) -> None:
+    """Every key in the footer lies inside the screen and clear of the palette key.
+
+    The footer rebuilds itself whenever the keys change (focus, a model loaded), and is
+    empty for a moment while it does: wait for its keys first."""
+    app = pilot.app
     footer = app.screen.query_one(Footer)
+    await wait_for(pilot, lambda: bool(footer.query(FooterKey)))
     keys = list(footer.query(FooterKey))
     assert keys, "the footer shows no keys"
     palette = [k for k in keys if k.description == "palette"]
@@ -67,7 +72,7 @@ async def test_models_every_column_is_visible(make_app, monkeypatch) -> None:
         detail = app.screen.query_one("#model-detail")
         assert app.screen.region.contains_region(detail.region)
         assert not detail.region.overlaps(table.region)
-        footer_fits(app)
+        await footer_fits(pilot)
 
 
 async def test_models_typing_reaches_the_filter_and_enter_loads_the_highlight(
@@ -130,7 +135,7 @@ async def test_settings_fit_and_typing_goes_to_the_first_field(make_app, tmp_pat
             assert form.region.contains_region(widget.region), f"{selector} is below the fold"
         for selector in ("#save", "#back"):
             assert app.screen.region.contains_region(app.screen.query_one(selector).region)
-        footer_fits(app)
+        await footer_fits(pilot)
         await type_text(pilot, "gemma-3-270m")
         await pilot.press("ctrl+s")
         await pilot.pause()
@@ -155,20 +160,20 @@ async def test_footers_fit_on_every_screen(make_app, store) -> None:
     app = make_app(tokens_per_s=20)
     async with app.run_test(size=SMALL) as pilot:
         await wait_for(pilot, lambda: app.model is not None)
-        footer_fits(app)  # chat, prompt focused
+        await footer_fits(pilot)  # chat, prompt focused
         await type_text(pilot, "Hi there")
         await pilot.press("enter")
         await wait_for(pilot, lambda: app.chat.generating)
-        footer_fits(app)  # while a reply streams (Stop shows)
+        await footer_fits(pilot)  # while a reply streams (Stop shows)
         await pilot.press("escape")
         await wait_for(pilot, lambda: not app.chat.generating)
         app.screen.query(MessageView).last().focus()
         await pilot.pause()
-        footer_fits(app)  # a reply focused: its own keys show
+        await footer_fits(pilot)  # a reply focused: its own keys show
         for key in ("f2", "f3", "f4"):
             await pilot.press(key)
             await pilot.pause()
-            footer_fits(app)
+            await footer_fits(pilot)
 
 
 async def test_escape_closes_the_keys_panel_first(make_app, monkeypatch) -> None:
@@ -234,7 +239,7 @@ async def test_history_enter_opens_the_highlighted_row(make_app, store) -> None:
         table = app.screen.query_one(DataTable)
         assert app.focused is table
         assert table.virtual_size.width <= table.scrollable_content_region.width  # no column cut
-        footer_fits(app)
+        await footer_fits(pilot)
         await pilot.press("down", "down")
         assert app.screen.selected_id() == ids[0]
         app.screen.refresh_list()  # a refresh (rename, export...) keeps the highlight on it

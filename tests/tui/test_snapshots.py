@@ -22,6 +22,10 @@ def settle(*keys: str):
     async def run_before(pilot) -> None:
         app = pilot.app
         await wait_for(pilot, lambda: app.model is not None)
+        # The "Loaded" notice is posted, not shown at once: clear it once it is there, or it
+        # lands on the chat screen afterwards and stays under a dialog (a clear only reaches
+        # the screen on top).
+        await wait_for(pilot, lambda: bool(app._notifications))
         app.clear_notifications()
         await pilot.pause(0.1)
         for key in keys:

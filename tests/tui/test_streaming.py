@@ -21,7 +21,7 @@ from localchat.tui.streaming import (
     split_reply,
 )
 from localchat.tui.widgets.message import code_blocks
-from localchat.types import Message
+from localchat.types import GenerationStats, Message, SamplingParams, TextStream
 
 
 @pytest.fixture
@@ -135,3 +135,39 @@ def test_format_stats_and_count_context() -> None:
 def test_code_blocks() -> None:
     text = "a\n```py\nx = 1\n```\nb\n~~~\ny\n~~~\n"
     assert code_blocks(text) == ["x = 1", "y"]
+
+
+def test_scripted_model_streams_a_text_stream() -> None:
+    model = ScriptedModel(reply="a b c", tokens_per_s=0)
+    stream = model.stream_chat([Message("user", "hi")])
+    assert isinstance(stream, TextStream)
+    assert model.last_stats is stream.stats  # like LoadedModel: last_stats is the latest's
+    assert stream.stats.finish_reason == "cancelled"  # until the last piece went out
+    assert list(stream) == ["a ", "b ", "c"]
+    assert stream.stats.completion_tokens == 3 and stream.stats.finish_reason == "stop"
+
+    stopped = model.stream_chat([Message("user", "hi")])
+    assert next(stopped) == "a "
+    stopped.close()
+    assert list(stopped) == []
+    assert stopped.stats.completion_tokens == 1 and stopped.stats.finish_reason == "cancelled"
+
+
+def test_run_generation_reads_the_streams_own_stats(session: ChatSession) -> None:
+    class StaleLastStats(ScriptedModel):
+        """``last_stats`` names another generation: the reply's figures are the stream's."""
+
+        def stream_chat(self, messages, sampling=None):
+            stream = super().stream_chat(messages, sampling)
+            self.last_stats = GenerationStats(completion_tokens=999)
+            return stream
+
+    session.add_user("hello", "m")
+    model = StaleLastStats(tokens=[f"{i} " for i in range(10)], tokens_per_s=0)
+    sampling = SamplingParams(max_tokens=4)
+    outcome = run_generation(model, [], sampling, session.recorder(), lambda p: None, lambda: False)
+    assert outcome.text == "0 1 2 3 "
+    assert outcome.stats is not None
+    assert outcome.stats.completion_tokens == 4 and outcome.stats.finish_reason == "length"
+    saved = session.store.message(outcome.message_id or 0)
+    assert saved is not None and saved.stats["finish_reason"] == "length"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -17,23 +18,23 @@ from textual.widgets import Footer, Header, Markdown
 from textual.worker import Worker, get_current_worker
 
 from localchat.history import ReplyRecorder, StoredMessage
+from localchat.tui.messages import ReportError
+from localchat.tui.model import ChatModel
+from localchat.tui.session import ChatSession
 from localchat.tui.streaming import (
-    OUTPUT_KINDS,
     Outcome,
+    Part,
     PartBuffer,
     count_context,
     format_stats,
+    output_and_thinking,
     run_generation,
-    split_reply,
 )
 from localchat.tui.widgets.message import MessageView
 from localchat.tui.widgets.prompt import PromptInput
 from localchat.tui.widgets.status import StatusBar
 from localchat.types import Message as EngineMessage
 from localchat.types import SamplingParams
-
-if TYPE_CHECKING:
-    from localchat.tui.app import LocalchatApp
 
 DRAIN_HZ = 30  # how often streamed text is appended to the view
 
@@ -44,11 +45,25 @@ WELCOME = (
 
 
 class ChatScreen(Screen[None]):
+    """The open conversation (``session``) and the model that answers in it.
+
+    The app owns the model: it loads one when asked (``ModelWanted``) and tells this
+    screen what happened (``load_started``, ``model_ready``, ``model_failed``,
+    ``model_gone``).
+    """
+
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "stop", "Stop", show=True),
         Binding("ctrl+r", "regenerate", "Regenerate", show=False),  # also r on a reply
         Binding("ctrl+n", "new_chat", "New chat"),
     ]
+
+    @dataclass
+    class ModelWanted(Message):
+        """A message waits for a model and none is loaded: load ``name`` (None: the
+        configured default)."""
+
+        name: str | None
 
     class Drain(Message):
         """Parts are waiting in the buffer (posted from the worker thread)."""
@@ -63,8 +78,12 @@ class ChatScreen(Screen[None]):
             super().__init__()
             self.used = used
 
-    def __init__(self) -> None:
+    def __init__(self, session: ChatSession, *, wanted_model: str | None = None) -> None:
         super().__init__()
+        self.session = session
+        self.model: ChatModel | None = None  # set by the app; replies come from it
+        self.wanted_model = wanted_model  # what a message sent with no model loads
+        self.loading = False
         self.buffer = PartBuffer()
         self.reply_view: MessageView | None = None
         self.worker: Worker[None] | None = None
@@ -76,10 +95,6 @@ class ChatScreen(Screen[None]):
         self.replies_done = 0  # finished (or stopped) replies, for tests and the bench
         self._last_drain = 0.0
         self._drain_scheduled = False
-
-    @property
-    def lc_app(self) -> LocalchatApp:
-        return self.app  # type: ignore[return-value]
 
     @property
     def generating(self) -> bool:
@@ -107,15 +122,14 @@ class ChatScreen(Screen[None]):
 
     # ------------------------------------------------------------------ model state
     def refresh_model(self) -> None:
-        app = self.lc_app
         status = self.query_one(StatusBar)
-        model = app.model
+        model = self.model
         if model is None:
-            status.set_model("no model" if app.loading_text else "no model (F2 to pick one)")
+            status.set_model("no model" if self.loading else "no model (F2 to pick one)")
             status.meter.n_ctx = 0
             return
         quant = f" {model.quant}" if model.quant else ""
-        engine = getattr(model, "engine_label", "")  # shown when a server runs the model
+        engine = model.engine_label  # shown when a server runs the model
         where = f" · {engine}" if engine and not engine.startswith("in-process") else ""
         status.set_model(f"{model.name}{quant}{where}")
         status.meter.n_ctx = model.n_ctx
@@ -124,37 +138,48 @@ class ChatScreen(Screen[None]):
     def set_state(self, text: str) -> None:
         self.query_one(StatusBar).set_state(text)
 
-    async def on_model_ready(self) -> None:
-        """Called by the app when a load finishes; sends a message that was waiting."""
+    def load_started(self, name: str | None, state: str) -> None:
+        """The app frees the model and loads ``name``; ``state`` says so meanwhile."""
+        self.model, self.wanted_model, self.loading = None, name, True
+        self.set_state(state)
         self.refresh_model()
-        if self.pending_send and self.lc_app.model is not None:
+
+    async def model_ready(self, model: ChatModel) -> None:
+        """A load finished; sends a message that was waiting for it."""
+        self.model, self.loading = model, False
+        self.set_state("")
+        self.refresh_model()
+        if self.pending_send:
             self.pending_send = False
             await self.start_reply()
 
-    def on_model_failed(self) -> None:
-        self.pending_send = False
+    def model_failed(self) -> None:
+        self.loading = self.pending_send = False
         self.refresh_model()
         self.set_state("")
+
+    def model_gone(self) -> None:
+        """The app unloaded the model."""
+        self.model = None
+        self.refresh_model()
 
     # ------------------------------------------------------------------ conversation
     async def show_conversation(self) -> None:
         """Rebuild the message list from the session (after opening a chat)."""
         container = self.query_one("#messages", VerticalScroll)
         await container.query(MessageView).remove()
-        self.query_one("#welcome").display = not self.lc_app.session.messages
-        views = [self._view_for(m) for m in self.lc_app.session.messages]
+        self.query_one("#welcome").display = not self.session.messages
+        views = [self._view_for(m) for m in self.session.messages]
         if views:
             await container.mount_all(views)
         container.anchor()
-        self.sub_title = self.lc_app.session.title
+        self.sub_title = self.session.title
         self.count_context_later()
 
     def _view_for(self, message: StoredMessage) -> MessageView:
         if message.role != "assistant":
             return MessageView(message.role, message.content, message_id=message.id)
-        parts = split_reply(self.lc_app.model, message.content)
-        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
-        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        output, thinking = output_and_thinking(self.model, message.content)
         stats = format_stats(message.stats) or ("" if message.finished else "interrupted")
         label = _assistant_label((message.stats or {}).get("model"))
         return MessageView(
@@ -165,7 +190,7 @@ class ChatScreen(Screen[None]):
         if self.generating:
             self.notify("Stop the reply first (Esc)", severity="warning")
             return
-        self.lc_app.session.new()
+        self.session.new()
         await self.show_conversation()
 
     # ------------------------------------------------------------------ sending
@@ -177,31 +202,36 @@ class ChatScreen(Screen[None]):
         if self.generating or self.pending_send:
             self.notify("Still replying — press Esc to stop it first", severity="warning")
             return
-        app = self.lc_app
         if self.editing_id is not None:
             await self._truncate_views(self.editing_id)
-            app.session.truncate_from(self.editing_id)
+            self.session.truncate_from(self.editing_id)
             self.editing_id = None
-        model_name = app.model.name if app.model is not None else app.wanted_model or "default"
+        model = self.model
+        model_name = model.name if model is not None else self.wanted_model or "default"
         try:
-            saved = app.session.add_user(text.strip(), model_name)
+            saved = self.session.add_user(text.strip(), model_name)
         except sqlite3.Error as exc:
-            app.report_error(exc, doing="saving your message (nothing was sent)")
+            self.post_message(ReportError(exc, "saving your message (nothing was sent)"))
             return
         self.query_one(PromptInput).clear()
         self.query_one("#welcome").display = False
         await self.query_one("#messages").mount(self._view_for(saved))
         self.query_one("#messages", VerticalScroll).anchor()
-        self.sub_title = app.session.title
-        if app.model is None:
-            self.pending_send = True
-            app.load_model(app.wanted_model)
+        self.sub_title = self.session.title
+        if self.model is None:
+            self.want_model()
             return
         await self.start_reply()
 
+    def want_model(self) -> None:
+        """The waiting message is sent once the model is loaded: ask the app for it,
+        unless a load is already under way."""
+        self.pending_send = True
+        if not self.loading:
+            self.post_message(self.ModelWanted(self.wanted_model))
+
     async def start_reply(self) -> None:
-        app = self.lc_app
-        model = app.model
+        model = self.model
         if model is None:
             return
         view = MessageView("assistant", label=_assistant_label(model.name))
@@ -212,24 +242,24 @@ class ChatScreen(Screen[None]):
         self.buffer = PartBuffer()
         self.stop_requested.clear()
         self.set_state("replying… (Esc to stop)")
-        sampling = app.sampling_for(model)
-        app.session.set_model(model.name)
+        sampling = self.session.sampling_for(model.default_sampling())
+        self.session.set_model(model.name)
         self.worker = self._generate(
-            model, app.session.engine_messages(), sampling, app.session.recorder()
+            model, self.session.engine_messages(), sampling, self.session.recorder()
         )
         self.refresh_bindings()
 
     @work(thread=True, exclusive=True, group="generate", exit_on_error=False)
     def _generate(
         self,
-        model: Any,
+        model: ChatModel,
         messages: list[EngineMessage],
         sampling: SamplingParams | None,
         recorder: ReplyRecorder,
     ) -> None:
         worker = get_current_worker()
 
-        def emit(parts: list[Any]) -> None:
+        def emit(parts: list[Part]) -> None:
             if self.buffer.push(parts):
                 self.post_message(self.Drain())
 
@@ -273,13 +303,13 @@ class ChatScreen(Screen[None]):
         self.replies_done += 1
         if view is not None:
             await self._finish_view(view, outcome)
-        self.lc_app.session.reload()
+        self.session.reload()
         stats = outcome.stats
         if stats is not None and stats.prompt_tokens:
             self.query_one(StatusBar).meter.used = stats.prompt_tokens + stats.completion_tokens
         self.set_state("stopped" if outcome.cancelled else "")
         if outcome.error is not None:
-            self.lc_app.report_error(outcome.error, doing="generating the reply")
+            self.post_message(ReportError(outcome.error, "generating the reply"))
         self.refresh_bindings()
 
     async def _finish_view(self, view: MessageView, outcome: Outcome) -> None:
@@ -287,9 +317,7 @@ class ChatScreen(Screen[None]):
             await view.remove()
             return
         view.message_id = outcome.message_id
-        parts = split_reply(self.lc_app.model, outcome.text)
-        output = "".join(p.text for p in parts if p.kind in OUTPUT_KINDS)
-        thinking = "".join(p.text for p in parts if p.kind not in OUTPUT_KINDS)
+        output, thinking = output_and_thinking(self.model, outcome.text)
         await view.finish(output, thinking, format_stats(outcome.stats))
 
     # ------------------------------------------------------------------ actions
@@ -306,16 +334,14 @@ class ChatScreen(Screen[None]):
             self.refresh_bindings()
 
     async def action_regenerate(self) -> None:
-        app = self.lc_app
-        if self.generating or app.session.last_user() is None:
+        if self.generating or self.session.last_user() is None:
             return
-        last = app.session.last_assistant()
+        last = self.session.last_assistant()
         if last is not None:
             await self._truncate_views(last.id)
-            app.session.truncate_from(last.id)
-        if app.model is None:
-            self.pending_send = True
-            app.load_model(app.wanted_model)
+            self.session.truncate_from(last.id)
+        if self.model is None:
+            self.want_model()
         else:
             await self.start_reply()
 
@@ -347,17 +373,16 @@ class ChatScreen(Screen[None]):
                 await view.remove()
 
     def last_reply_text(self) -> str | None:
-        last = self.lc_app.session.last_assistant()
+        last = self.session.last_assistant()
         return last.content if last else None
 
     # ------------------------------------------------------------------ context meter
     def count_context_later(self) -> None:
-        model = self.lc_app.model
-        if model is not None:
-            self._count_context(model, self.lc_app.session.engine_messages())
+        if self.model is not None:
+            self._count_context(self.model, self.session.engine_messages())
 
     @work(thread=True, exclusive=True, group="count", exit_on_error=False)
-    def _count_context(self, model: Any, messages: list[EngineMessage]) -> None:
+    def _count_context(self, model: ChatModel, messages: list[EngineMessage]) -> None:
         self.post_message(self.ContextCounted(count_context(model, messages) if messages else 0))
 
     def on_chat_screen_context_counted(self, event: ContextCounted) -> None:

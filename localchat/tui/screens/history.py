@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label
 
-from localchat.history import Conversation
+from localchat.history import Conversation, HistoryStore
+from localchat.paths import data_dir
 from localchat.tui.screens.dialogs import ConfirmDialog, TextDialog
 from localchat.tui.screens.listing import FilteredListScreen
 
@@ -31,8 +34,6 @@ def when(timestamp: float) -> str:
 
 
 def export_dir() -> Path:
-    from localchat.paths import data_dir
-
     return data_dir() / "exports"
 
 
@@ -46,8 +47,21 @@ class HistoryScreen(FilteredListScreen):
         Binding("ctrl+x", "export", "Export"),
     ]
 
-    def __init__(self) -> None:
+    @dataclass
+    class OpenRequested(Message):
+        """Open this conversation in the chat."""
+
+        conversation_id: int
+
+    @dataclass
+    class Deleted(Message):
+        """This conversation was deleted (the chat starts a new one if it was open)."""
+
+        conversation_id: int
+
+    def __init__(self, store: HistoryStore) -> None:
         super().__init__()
+        self.store = store
         self._title_width = 0
         self._search: str | None = None
 
@@ -77,10 +91,6 @@ class HistoryScreen(FilteredListScreen):
         table.add_column("Title", key="title", width=self._title_width)
         for key, label, width in FIXED_COLUMNS:
             table.add_column(label, key=key, width=width)
-
-    @property
-    def store(self) -> Any:
-        return self.app.store  # type: ignore[attr-defined]
 
     def refresh_list(self, search: str | None = None) -> None:
         """List the conversations matching ``search``; the highlight stays on the same
@@ -113,13 +123,13 @@ class HistoryScreen(FilteredListScreen):
         return int(key.value) if key.value is not None else None
 
     @on(DataTable.RowSelected)
-    async def on_row_selected(self) -> None:
-        await self.action_open()
+    def on_row_selected(self) -> None:
+        self.action_open()
 
-    async def action_open(self) -> None:
+    def action_open(self) -> None:
         conversation_id = self.selected_id()
         if conversation_id is not None:
-            await self.app.open_conversation(conversation_id)  # type: ignore[attr-defined]
+            self.post_message(self.OpenRequested(conversation_id))
 
     @work
     async def action_rename(self) -> None:
@@ -144,9 +154,7 @@ class HistoryScreen(FilteredListScreen):
             ConfirmDialog(f"Delete “{conversation.display_title}”?")
         ):
             self.store.delete(conversation.id)
-            session = self.app.session  # type: ignore[attr-defined]
-            if session.conversation_id == conversation.id:
-                await self.app.chat.new_chat()  # type: ignore[attr-defined]
+            self.post_message(self.Deleted(conversation.id))
             self.refresh_list(self.query_one("#search", Input).value)
             self.notify("Conversation deleted")
 
@@ -162,7 +170,9 @@ class HistoryScreen(FilteredListScreen):
         self.notify(f"Exported to {path}", timeout=8)
 
 
-def export_conversation(store: Any, conversation_id: int, folder: Path | None = None) -> Path:
+def export_conversation(
+    store: HistoryStore, conversation_id: int, folder: Path | None = None
+) -> Path:
     folder = folder or export_dir()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"chat-{conversation_id}.md"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -11,14 +11,11 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Label
 
-from localchat.planner.plan import gpu_layers_text
+from localchat.tui.model import ChatModel
 from localchat.tui.services import format_size
 
-if TYPE_CHECKING:
-    from localchat.api import LoadedModel
 
-
-def loaded_rows(model: LoadedModel | None) -> list[tuple[str, str]]:
+def loaded_rows(model: ChatModel | None) -> list[tuple[str, str]]:
     """(field, value) rows for a loaded model: what it is, where it runs, what it holds."""
     if model is None:
         return [("model", "none loaded (F2 to pick one)")]
@@ -54,11 +51,24 @@ def _layers(summary: dict[str, Any]) -> str:
     return gpu_layers_text(gpu, total) if total else str(gpu)
 
 
-class LoadedModelScreen(ModalScreen[None]):
+def gpu_layers_text(n_gpu_layers: int, n_layers: int) -> str:
+    """``12/33``: counted as llama.cpp counts them, ``n_layers`` blocks + the output layer
+    (the planner's ``gpu_layers_text``, which the CLI shows; services offers no door to
+    it yet)."""
+    return f"{n_gpu_layers}/{n_layers + 1}"
+
+
+class LoadedModelScreen(ModalScreen[bool]):
+    """What is loaded; dismisses with True when the user asks to unload it."""
+
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,f5", "dismiss", "Close"),
+        Binding("escape,f5", "close", "Close"),
         Binding("u", "unload", "Unload"),
     ]
+
+    def __init__(self, model: ChatModel | None) -> None:
+        super().__init__()
+        self.model = model
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog-box", id="loaded-box"):
@@ -68,9 +78,11 @@ class LoadedModelScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         table.add_columns("field", "value")
-        for field, value in loaded_rows(self.app.model):  # type: ignore[attr-defined]
+        for field, value in loaded_rows(self.model):
             table.add_row(field, value)
 
+    def action_close(self) -> None:
+        self.dismiss(False)
+
     def action_unload(self) -> None:
-        self.app.action_unload()  # type: ignore[attr-defined]
-        self.dismiss()
+        self.dismiss(True)

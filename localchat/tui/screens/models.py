@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,12 +23,11 @@ from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
 from localchat.tui import services
+from localchat.tui.messages import ReportError
+from localchat.tui.progress import PullEvent, transfer_text
 from localchat.tui.screens.dialogs import ConfirmDialog
 from localchat.tui.screens.listing import FilteredListScreen
 from localchat.tui.services import ModelRow, PullCancelled
-
-if TYPE_CHECKING:
-    from localchat.hub.progress import PullProgress
 
 
 class ModelsScreen(FilteredListScreen):
@@ -44,8 +44,15 @@ class ModelsScreen(FilteredListScreen):
             self.rows = rows
             self.replace = replace
 
+    @dataclass
+    class LoadRequested(Message):
+        """Load this model (None: the configured default); the screen closes once the
+        load has started."""
+
+        name: str | None
+
     class Progress(Message):
-        def __init__(self, event: PullProgress) -> None:
+        def __init__(self, event: PullEvent) -> None:
             super().__init__()
             self.event = event
 
@@ -95,7 +102,7 @@ class ModelsScreen(FilteredListScreen):
             rows = services.hub_rows(repo) if repo else self.rows_source()
         except Exception as exc:  # a broken catalog must not close the screen
             doing = f"listing {repo}" if repo else "reading the catalog"
-            self.app.call_from_thread(self.app.report_error, exc, doing=doing)  # type: ignore[attr-defined]
+            self.post_message(ReportError(exc, doing))
             rows = []
         if repo and not rows:
             self.app.call_from_thread(
@@ -109,7 +116,7 @@ class ModelsScreen(FilteredListScreen):
         try:
             self._add_fits(rows, get_current_worker(), offline=repo is None)
         except Exception as exc:  # the rows stay, with "unknown" fits; the log has why
-            self.app.call_from_thread(self.app.report_error, exc, doing="planning the models")  # type: ignore[attr-defined]
+            self.post_message(ReportError(exc, "planning the models"))
 
     def _add_fits(self, rows: list[ModelRow], worker: Worker[None], *, offline: bool) -> None:
         """Plan each row after the list is shown; post the badges in small batches."""
@@ -200,9 +207,7 @@ class ModelsScreen(FilteredListScreen):
                 self.notify(f"Looking up {text}…", timeout=3)
                 self._fetch_rows(text)
             return
-        name = row.key if row.quant != "auto" else row.name
-        if self.app.load_model(name):  # type: ignore[attr-defined]
-            self.app.pop_screen()
+        self.post_message(self.LoadRequested(row.key if row.quant != "auto" else row.name))
 
     def action_back(self) -> None:
         if self.pulling is not None:
@@ -228,7 +233,7 @@ class ModelsScreen(FilteredListScreen):
     def _pull(self, key: str) -> None:
         worker = get_current_worker()
 
-        def progress(event: PullProgress) -> None:
+        def progress(event: PullEvent) -> None:
             if self.cancel_pull.is_set() or worker.is_cancelled:
                 raise PullCancelled(key)
             self.post_message(self.Progress(event))
@@ -242,13 +247,10 @@ class ModelsScreen(FilteredListScreen):
 
     def on_models_screen_progress(self, event: Progress) -> None:
         e = event.event
-        total, done = e.overall_bytes_total, e.overall_bytes_done
-        self.query_one("#pull-bar", ProgressBar).update(total=max(total, 1), progress=done)
-        speed = services.format_size(e.speed_bytes_per_s)
-        self.query_one("#pull-label", Label).update(
-            f"{self.pulling}: {services.format_size(done)} / {services.format_size(total)}"
-            f" · {speed}/s · ETA {services.format_eta(e.eta_s)}  (Esc cancels)"
-        )
+        bar = self.query_one("#pull-bar", ProgressBar)
+        bar.update(total=max(e.overall_bytes_total, 1), progress=e.overall_bytes_done)
+        label = self.query_one("#pull-label", Label)
+        label.update(f"{self.pulling}: {transfer_text(e)}  (Esc cancels)")
 
     def on_models_screen_pull_done(self, event: PullDone) -> None:
         self.pulling = None
@@ -256,7 +258,7 @@ class ModelsScreen(FilteredListScreen):
         if isinstance(event.error, PullCancelled):
             self.notify(f"Pull of {event.key} cancelled; pull again to resume")
         elif event.error is not None:
-            self.app.report_error(event.error, doing=f"pulling {event.key}")  # type: ignore[attr-defined]
+            self.post_message(ReportError(event.error, f"pulling {event.key}"))
         else:
             self.notify(f"{event.key} is on disk; Enter loads it")
             self._mark_on_disk(event.key, True)
@@ -264,8 +266,6 @@ class ModelsScreen(FilteredListScreen):
     def _mark_on_disk(self, key: str, on_disk: bool) -> None:
         row = self.rows.get(key)
         if row is not None:
-            from dataclasses import replace
-
             self.rows[key] = replace(row, on_disk=on_disk)
             self.show_rows(self.query_one("#filter", Input).value)
 
@@ -280,7 +280,7 @@ class ModelsScreen(FilteredListScreen):
         try:
             removed = services.remove(row.key)
         except Exception as exc:
-            self.app.report_error(exc, doing=f"deleting {row.key}")  # type: ignore[attr-defined]
+            self.post_message(ReportError(exc, f"deleting {row.key}"))
             return
         if removed:
             self._mark_on_disk(row.key, False)

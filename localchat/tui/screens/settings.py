@@ -8,12 +8,15 @@ the whole form and its Save button fit an 80×24 terminal.  A new setting is one
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Button, Footer, Input, Label, Select, TextArea
@@ -27,7 +30,7 @@ TEXT_FIELDS: dict[str, tuple[str, str]] = {
     "rpc": ("RPC workers", "host:port,... (blank: none)"),
 }
 # setting -> (label, type, placeholder shown while blank)
-NUMBER_FIELDS: dict[str, tuple[str, type, str]] = {
+NUMBER_FIELDS: dict[str, tuple[str, Callable[[str], float | int], str]] = {
     "temperature": ("Temperature", float, "blank: the model's"),
     "top_p": ("top_p", float, "blank: the model's"),
     "max_tokens": ("Max tokens", int, "per reply; blank: the default limit"),
@@ -67,8 +70,18 @@ class SettingsScreen(Screen[None]):
         Binding("ctrl+s", "save", "Save", priority=True),
     ]
 
+    @dataclass
+    class SaveRequested(Message):
+        """Save these settings and apply them."""
+
+        settings: Settings
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__()
+        self.settings = settings  # what the form starts from; saved fields replace its own
+
     def compose(self) -> ComposeResult:
-        settings: Settings = self.app.settings  # type: ignore[attr-defined]
+        settings = self.settings
         yield Label("Settings", classes="screen-title")
         with VerticalScroll(id="settings-form", can_focus=False):
             for name, (label, placeholder) in TEXT_FIELDS.items():
@@ -101,7 +114,6 @@ class SettingsScreen(Screen[None]):
 
     def collect(self) -> Settings:
         """The form as Settings; raises ConfigError on a bad value."""
-        current: Settings = self.app.settings  # type: ignore[attr-defined]
         values: dict[str, Any] = {
             "system_prompt": self.query_one("#system_prompt", TextArea).text,
             "theme": str(self.query_one("#theme", Select).value),
@@ -113,7 +125,7 @@ class SettingsScreen(Screen[None]):
         for name, (_label, choices) in CHOICE_FIELDS.items():
             index = self.query_one(f"#{name}", Select).value
             values[name] = choices[index][1] if isinstance(index, int) else None
-        return dataclasses.replace(current, **values).validate()
+        return dataclasses.replace(self.settings, **values).validate()
 
     @on(Button.Pressed, "#save")
     def action_save(self) -> None:
@@ -122,7 +134,8 @@ class SettingsScreen(Screen[None]):
         except ConfigError as exc:
             self.notify(f"Not saved: {exc.one_line()}", severity="error", markup=False)
             return
-        self.app.apply_settings(settings)  # type: ignore[attr-defined]
+        self.settings = settings
+        self.post_message(self.SaveRequested(settings))
 
     @on(Button.Pressed, "#back")
     def go_back(self) -> None:
