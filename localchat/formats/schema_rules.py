@@ -1,0 +1,339 @@
+"""What ``formats.structured`` knows about JSON Schema: which keywords constrain what,
+which the grammar cannot enforce, how allOf parts combine and when oneOf alternatives
+are disjoint; plus the bounded checks a schema passes before anything recursive runs."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import unquote
+
+from pydantic import BaseModel
+
+from localchat.errors import InvalidRequest
+
+SchemaLike = Mapping[str, Any] | type[BaseModel]
+
+MAX_SCHEMA_NODES = 10_000  # objects, arrays and scalars in the schema document
+MAX_SCHEMA_DEPTH = 40
+MAX_SCHEMA_CHARS = 1_000_000  # all strings (keys and values) together
+MAX_MESSAGE_CHARS = 200
+
+ALL_TYPES = ("object", "array", "string", "number", "integer", "boolean", "null")
+ANY_VALUE: dict[str, Any] = {"type": ["object", "array", "string", "number", "boolean", "null"]}
+
+GENERAL = frozenset({"type", "enum", "const", "$ref", "anyOf", "oneOf", "allOf"})
+OBJECT = frozenset(
+    {"properties", "required", "additionalProperties", "minProperties", "maxProperties",
+     "patternProperties", "propertyNames", "dependentRequired", "dependentSchemas",
+     "dependencies", "unevaluatedProperties"}
+)  # fmt: skip
+ARRAY = frozenset(
+    {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
+     "maxContains", "additionalItems", "unevaluatedItems"}
+)  # fmt: skip
+STRING = frozenset({"minLength", "maxLength", "pattern", "format"})
+NUMBER = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
+BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
+TYPE_KEYWORDS = (("object", OBJECT), ("array", ARRAY), ("string", STRING), ("number", NUMBER))
+
+_CANNOT = "is not supported: the grammar cannot enforce "
+ANYWHERE_UNSUPPORTED = {
+    "not": _CANNOT + "a negated schema",
+    "if": _CANNOT + "conditional schemas",
+    "then": _CANNOT + "conditional schemas",
+    "else": _CANNOT + "conditional schemas",
+    "$dynamicRef": _CANNOT + "dynamic references",
+    "$recursiveRef": _CANNOT + "dynamic references",
+}
+OBJECT_UNSUPPORTED = {
+    "patternProperties": _CANNOT + "properties chosen by a pattern",
+    "propertyNames": _CANNOT + "rules on property names",
+    "dependentRequired": _CANNOT + "properties that depend on each other",
+    "dependentSchemas": _CANNOT + "properties that depend on each other",
+    "dependencies": _CANNOT + "properties that depend on each other",
+    "unevaluatedProperties": _CANNOT + "unevaluatedProperties",
+}
+ARRAY_UNSUPPORTED = {
+    "contains": _CANNOT + "an item that must appear somewhere",
+    "minContains": _CANNOT + "an item that must appear somewhere",
+    "maxContains": _CANNOT + "an item that must appear somewhere",
+    "unevaluatedItems": _CANNOT + "unevaluatedItems",
+}
+KNOWN = GENERAL | OBJECT | ARRAY | STRING | NUMBER | frozenset(ANYWHERE_UNSUPPORTED)
+_MINIMA = frozenset({"minimum", "minLength", "minItems", "minProperties", "exclusiveMinimum"})
+_MAXIMA = frozenset({"maximum", "maxLength", "maxItems", "maxProperties", "exclusiveMaximum"})
+_SUBSCHEMAS = frozenset({"items", "additionalProperties"})
+
+
+class Unsatisfiable(Exception):
+    """allOf parts that cannot be combined (``structured`` names the place)."""
+
+    def __init__(self, keyword: str, reason: str) -> None:
+        super().__init__(reason)
+        self.keyword = keyword
+        self.reason = reason
+
+
+_HINT = "every keyword accepted is enforced by the grammar; restate the schema without it"
+
+
+def refuse(
+    where: str, pointer: str, keyword: str, reason: str, hint: str = _HINT
+) -> InvalidRequest:
+    text = reason if len(reason) <= MAX_MESSAGE_CHARS else reason[: MAX_MESSAGE_CHARS - 1] + "…"
+    return InvalidRequest(
+        f"{where}: {keyword!r} at {pointer or '/'} {text}".replace("\n", " "), hint=hint
+    )
+
+
+def refuse_anywhere(where: str, schema: Mapping[str, Any], pointer: str) -> None:
+    for keyword, reason in ANYWHERE_UNSUPPORTED.items():
+        if keyword in schema:
+            raise refuse(where, pointer, keyword, reason)
+
+
+def assertions(schema: Mapping[str, Any]) -> list[str]:
+    """The keywords of ``schema`` that constrain values (the rest are annotations)."""
+    return [key for key in schema if key in KNOWN]
+
+
+def escape_pointer(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def schema_dict(schema: SchemaLike, where: str) -> dict[str, Any]:
+    """A pydantic model class's JSON schema, or the mapping itself as a dict."""
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        return schema.model_json_schema()
+    if not isinstance(schema, Mapping):
+        raise InvalidRequest(f"{where}: a JSON schema must be a JSON object")
+    return dict(schema)
+
+
+def check_document(document: Mapping[str, Any], where: str) -> None:
+    """Bounded size and depth (no recursion), then the JSON Schema meta-schema."""
+    from jsonschema import exceptions, validators  # only when a schema is checked
+
+    _measure(document, where)
+    cls = validators.validator_for(document, default=validators.Draft202012Validator)
+    try:
+        cls.check_schema(document)
+    except exceptions.SchemaError as exc:
+        path = [str(p) for p in exc.path]
+        keyword = path.pop() if path else str(exc.validator)
+        pointer = "".join(f"/{escape_pointer(p)}" for p in path)
+        reason = f"is not a valid schema: {exc.message}"
+        raise refuse(where, pointer, keyword, reason, "see json-schema.org") from None
+    except RecursionError as exc:  # a pathological pattern or reference in the check
+        raise InvalidRequest(f"{where}: the schema is too deeply nested") from exc
+
+
+def _measure(document: Any, where: str) -> None:
+    nodes = chars = 0
+    stack: list[tuple[Any, int]] = [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > MAX_SCHEMA_NODES or depth > MAX_SCHEMA_DEPTH or chars > MAX_SCHEMA_CHARS:
+            raise InvalidRequest(
+                f"{where}: the schema is too large or too deeply nested (limits: {MAX_SCHEMA_NODES}"
+                f" values, depth {MAX_SCHEMA_DEPTH}, {MAX_SCHEMA_CHARS} characters)"
+            )
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise InvalidRequest(f"{where}: schema keys must be strings, not {key!r}")
+                chars += len(key)
+                stack.append((item, depth + 1))
+        elif isinstance(value, list):
+            stack.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str):
+            chars += len(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise InvalidRequest(f"{where}: {value} is not a JSON number")
+        elif value is not None and not isinstance(value, bool | int | float):
+            raise InvalidRequest(f"{where}: {type(value).__name__} is not a JSON value")
+
+
+def resolve_pointer(root: Mapping[str, Any], ref: Any, where: str, pointer: str) -> tuple[str, Any]:
+    """A local ``$ref``'s canonical pointer and target."""
+    if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
+        raise refuse(
+            where, pointer, "$ref", f"{ref!r}: only references inside the schema (#/…) work"
+        )
+    target: Any = root
+    segments = [] if ref == "#" else ref[2:].split("/")
+    path = []
+    for raw in segments:
+        segment = unquote(raw).replace("~1", "/").replace("~0", "~")
+        if isinstance(target, Mapping) and segment in target:
+            target = target[segment]
+        elif isinstance(target, list) and segment.isdigit() and int(segment) < len(target):
+            target = target[int(segment)]
+        else:
+            raise refuse(where, pointer, "$ref", f"{ref!r} does not resolve")
+        path.append(escape_pointer(segment))
+    return "".join(f"/{p}" for p in path), target
+
+
+def value_types(schema: Mapping[str, Any]) -> list[str]:
+    """The JSON types a schema's values may have: its ``type``, or inferred from the
+    keywords that constrain one type (a keyword for one type says nothing of the others,
+    so the grammar restricting to that type only narrows what is allowed)."""
+    kind = schema.get("type")
+    if isinstance(kind, str):
+        return [kind]
+    if isinstance(kind, list):
+        return list(dict.fromkeys(kind))
+    inferred = [name for name, group in TYPE_KEYWORDS if group & set(schema)]
+    return inferred or list(ANY_VALUE["type"])
+
+
+# ---- allOf ----------------------------------------------------------------------------
+
+
+def merge_parts(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One schema equivalent to all ``parts`` together (``$ref``/``allOf`` already
+    inlined), or ``Unsatisfiable`` where they cannot be combined."""
+    merged: dict[str, Any] = {}
+    closed: list[set[str]] = []  # properties of parts that forbid or constrain others
+    for part in parts:
+        if "additionalProperties" in part and part["additionalProperties"] is not True:
+            closed.append(set(part.get("properties", {})))
+        for key in assertions(part):
+            value = part[key]
+            merged[key] = _merge_value(key, merged[key], value) if key in merged else value
+    if closed and "properties" in merged:
+        allowed = set.intersection(*closed)
+        for name in merged.get("required", []):
+            if name not in allowed:
+                raise Unsatisfiable(
+                    "additionalProperties", f"{name!r} is required by one part, excluded by another"
+                )
+        merged["properties"] = {k: v for k, v in merged["properties"].items() if k in allowed}
+    return merged
+
+
+def _merge_value(key: str, first: Any, second: Any) -> Any:
+    if first == second:
+        return first
+    if key == "type":
+        return _common_types(first, second)
+    if key == "required":
+        return list(dict.fromkeys([*first, *second]))
+    if key == "properties":
+        out = dict(first)
+        for name, schema in second.items():
+            out[name] = {"allOf": [out[name], schema]} if name in out else schema
+        return out
+    if key == "enum":
+        common = [value for value in first if value in second]
+        if not common:
+            raise Unsatisfiable("enum", "allOf parts share no enum value")
+        return common
+    if key in _MINIMA | _MAXIMA and not isinstance(first, bool) and not isinstance(second, bool):
+        return max(first, second) if key in _MINIMA else min(first, second)
+    if key in _SUBSCHEMAS and isinstance(first, dict | bool) and isinstance(second, dict | bool):
+        if first is False or second is False:
+            return False
+        return {"allOf": [first, second]}
+    raise Unsatisfiable(key, "allOf parts that set it differently cannot be combined")
+
+
+def _common_types(first: Any, second: Any) -> Any:
+    a = {first} if isinstance(first, str) else set(first)
+    b = {second} if isinstance(second, str) else set(second)
+    common = a & b
+    if "integer" in a | b and "number" in a | b:
+        common |= {"integer"} & (a | b)
+    if not common:
+        raise Unsatisfiable("type", "allOf parts allow no common type")
+    ordered = [t for t in ALL_TYPES if t in common]
+    return ordered[0] if len(ordered) == 1 else ordered
+
+
+# ---- oneOf ----------------------------------------------------------------------------
+
+
+def overlapping_pair(alternatives: list[Any], root: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Two alternatives that may both match one value (None: provably disjoint)."""
+    shapes = [_shape(_deref(alternative, root), root) for alternative in alternatives]
+    for (i, a), (j, b) in itertools.combinations(enumerate(shapes), 2):
+        if not _disjoint(a, b):
+            return i, j
+    return None
+
+
+def _deref(schema: Any, root: Mapping[str, Any]) -> Any:
+    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
+        try:
+            return resolve_pointer(root, schema["$ref"], "", "")[1]
+        except InvalidRequest:
+            return schema
+    return schema
+
+
+class _Shape:
+    """What tells an alternative apart: its types, its values, its discriminators."""
+
+    def __init__(self) -> None:
+        self.types: set[str] | None = None
+        self.values: list[Any] | None = None
+        self.tags: dict[str, list[Any]] = {}  # required property -> its possible values
+
+
+def _shape(schema: Any, root: Mapping[str, Any]) -> _Shape:
+    shape = _Shape()
+    if not isinstance(schema, dict):
+        return shape
+    for part in schema.get("allOf", []):
+        inner = _shape(_deref(part, root), root)
+        shape.types = inner.types if shape.types is None else shape.types
+        shape.values = inner.values if shape.values is None else shape.values
+        shape.tags.update(inner.tags)
+    if isinstance(schema.get("type"), str | list):
+        kind = schema["type"]
+        shape.types = {kind} if isinstance(kind, str) else set(kind)
+    if "const" in schema or "enum" in schema:
+        shape.values = [schema["const"]] if "const" in schema else list(schema["enum"])
+    required = set(schema.get("required", []))
+    for name, sub in schema.get("properties", {}).items():
+        sub = _deref(sub, root)
+        if name in required and isinstance(sub, dict) and ("const" in sub or "enum" in sub):
+            shape.tags[name] = [sub["const"]] if "const" in sub else list(sub["enum"])
+    return shape
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int):
+        return "integer"
+    names = {float: "number", str: "string", type(None): "null", list: "array", dict: "object"}
+    return names.get(type(value), "object")
+
+
+def _types_overlap(a: set[str], b: set[str]) -> bool:
+    widen = {"integer": {"integer", "number"}, "number": {"integer", "number"}}
+    return any(widen.get(t, {t}) & b for t in a)
+
+
+def _disjoint(a: _Shape, b: _Shape) -> bool:
+    if a.types is not None and b.types is not None and not _types_overlap(a.types, b.types):
+        return True
+    if a.values is not None and b.values is not None:
+        return not any(value in b.values for value in a.values)
+    for values, other in ((a.values, b.types), (b.values, a.types)):
+        if (
+            values is not None
+            and other is not None
+            and not _types_overlap({_json_type(v) for v in values}, other)
+        ):
+            return True
+    for name in a.tags.keys() & b.tags.keys():
+        if not any(value in b.tags[name] for value in a.tags[name]):
+            return True
+    return False
