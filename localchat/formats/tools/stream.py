@@ -82,7 +82,8 @@ class MarkerParser:
         self.seen_text = False  # anything but blanks has reached the reply
         self.called = False  # a call has been made
         self.strip_next = True  # blanks at the start of the reply and after a call go
-        self.pending_space = ""
+        self.pending_space = ""  # blanks after the text so far, shown if text follows
+        self.space_before = ""  # blanks before the open block
 
     def feed(self, piece: str) -> list[ToolEvent]:
         self.buffer += piece
@@ -100,7 +101,7 @@ class MarkerParser:
                 out.extend(calls)
                 self.called = True
             else:
-                self._emit(self.marker + self.buffer, out)
+                self._not_a_call(self.marker + self.buffer, out)
         else:
             self._emit(self.buffer, out)
         if not self.called and self.pending_space:
@@ -128,7 +129,7 @@ class MarkerParser:
 
     def _open(self, out: list[ToolEvent], marker: str, index: int, length: int) -> None:
         self._emit(self.buffer[:index], out)
-        self.pending_space = ""
+        self.space_before, self.pending_space = self.pending_space, ""
         self.buffer = self.buffer[index + length :]
         self.in_block, self.marker, self.json_end, self.scanned = True, marker, JsonEnd(), 0
 
@@ -153,9 +154,14 @@ class MarkerParser:
             out.extend(calls)
             self.called = self.strip_next = True
         else:
-            self._emit(self.marker + block + closing, out)
+            self._not_a_call(self.marker + block + closing, out)
         self.buffer, self.in_block = rest, False
         return True
+
+    def _not_a_call(self, text: str, out: list[ToolEvent]) -> None:
+        """A block that turned out not to be a call: it was text, blanks before it too."""
+        self.pending_space = self.space_before
+        self._emit(text, out)
 
     def _emit(self, text: str, out: list[ToolEvent]) -> None:
         if self.strip_next:
