@@ -115,7 +115,7 @@ def schema_dict(schema: SchemaLike, where: str) -> dict[str, Any]:
 
 def check_document(document: Mapping[str, Any], where: str) -> None:
     """Bounded size and depth (no recursion), then the JSON Schema meta-schema."""
-    from jsonschema import exceptions, validators  # only when a schema is checked
+    from jsonschema import exceptions, validators  # ~80 ms to import: only when needed
 
     _measure(document, where)
     cls = validators.validator_for(document, default=validators.Draft202012Validator)
@@ -190,6 +190,36 @@ def value_types(schema: Mapping[str, Any]) -> list[str]:
         return list(dict.fromkeys(kind))
     inferred = [name for name, group in TYPE_KEYWORDS if group & set(schema)]
     return inferred or list(ANY_VALUE["type"])
+
+
+# ---- bounds and references ----------------------------------------------------------
+
+
+def integer_bounds(schema: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """The integers a schema's bounds allow: (lowest, highest), None where unbounded."""
+    lows: list[int] = []
+    highs: list[int] = []
+    minimum, maximum = schema.get("minimum"), schema.get("maximum")
+    exclusive_min, exclusive_max = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
+    if minimum is not None:  # draft 4: exclusiveMinimum is a flag on minimum
+        lows.append(math.floor(minimum) + 1 if exclusive_min is True else math.ceil(minimum))
+    if maximum is not None:
+        highs.append(math.ceil(maximum) - 1 if exclusive_max is True else math.floor(maximum))
+    if not isinstance(exclusive_min, bool) and exclusive_min is not None:
+        lows.append(math.floor(exclusive_min) + 1)
+    if not isinstance(exclusive_max, bool) and exclusive_max is not None:
+        highs.append(math.ceil(exclusive_max) - 1)
+    return (max(lows) if lows else None), (min(highs) if highs else None)
+
+
+def transparent_refs(node: Mapping[str, Any]) -> set[str]:
+    """The definitions a node reaches before matching any character of its own."""
+    if "$ref" in node:
+        return {str(node["$ref"]).rsplit("/", 1)[-1]}
+    found: set[str] = set()
+    for alternative in node.get("anyOf", []):
+        found |= transparent_refs(alternative)
+    return found
 
 
 # ---- allOf ----------------------------------------------------------------------------

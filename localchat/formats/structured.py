@@ -21,6 +21,7 @@ from typing import Any
 
 from localchat.errors import InvalidRequest
 from localchat.formats import gbnf
+from localchat.formats.gbnf_pattern import PatternError, pattern_string
 from localchat.formats.schema_rules import (
     ALL_TYPES,
     ANY_VALUE,
@@ -32,12 +33,14 @@ from localchat.formats.schema_rules import (
     assertions,
     check_document,
     escape_pointer,
+    integer_bounds,
     merge_parts,
     overlapping_pair,
     refuse,
     refuse_anywhere,
     resolve_pointer,
     schema_dict,
+    transparent_refs,
     value_types,
 )
 from localchat.llamacpp.grammar import GBNF_KEY, json_schema_grammar
@@ -211,7 +214,7 @@ class _Normalizer:
         }
 
     def _constants(self, schema: dict[str, Any], pointer: str) -> dict[str, Any]:
-        from jsonschema import Draft202012Validator  # only for enum/const schemas
+        from jsonschema import Draft202012Validator  # ~80 ms to import: only when needed
 
         values = [schema["const"]] if "const" in schema else list(schema["enum"])
         if "const" in schema and "enum" in schema:
@@ -238,7 +241,7 @@ class _Normalizer:
 
         def visit(key: str) -> None:
             state[key] = 1
-            for target in _transparent_refs(self.defs[key]):
+            for target in transparent_refs(self.defs[key]):
                 if state.get(target) == 1:
                     pointer = next(p for p, k in self.def_keys.items() if k == target)
                     raise self.fail(
@@ -336,8 +339,8 @@ class _Normalizer:
             raise self.fail(pointer, second, f"{second} together with {shaped[0]}")
         if "pattern" in schema:
             try:
-                return {GBNF_KEY: gbnf.pattern_string(schema["pattern"])}
-            except gbnf.PatternError as exc:
+                return {GBNF_KEY: pattern_string(schema["pattern"])}
+            except PatternError as exc:
                 raise self.fail(f"{pointer}/pattern", "pattern", str(exc)) from exc
         if "format" in schema:
             expression = gbnf.STRING_FORMATS.get(schema["format"])
@@ -368,7 +371,7 @@ class _Normalizer:
             raise self.fail(
                 pointer, bounds[0], "bounds on a number (the grammar bounds integers only)"
             )
-        low, high = _integer_bounds(schema)
+        low, high = integer_bounds(schema)
         limit = 10**16 - 1
         if (low is not None and low > limit) or (high is not None and high < -limit):
             raise self.fail(pointer, bounds[0], "a bound beyond 16-digit integers")
@@ -382,29 +385,3 @@ class _Normalizer:
         for keyword, reason in unsupported.items():
             if keyword in schema:
                 raise self.fail(pointer, keyword, reason)
-
-
-def _integer_bounds(schema: Mapping[str, Any]) -> tuple[int | None, int | None]:
-    lows: list[int] = []
-    highs: list[int] = []
-    minimum, maximum = schema.get("minimum"), schema.get("maximum")
-    exclusive_min, exclusive_max = schema.get("exclusiveMinimum"), schema.get("exclusiveMaximum")
-    if minimum is not None:  # draft 4: exclusiveMinimum is a flag on minimum
-        lows.append(math.floor(minimum) + 1 if exclusive_min is True else math.ceil(minimum))
-    if maximum is not None:
-        highs.append(math.ceil(maximum) - 1 if exclusive_max is True else math.floor(maximum))
-    if not isinstance(exclusive_min, bool) and exclusive_min is not None:
-        lows.append(math.floor(exclusive_min) + 1)
-    if not isinstance(exclusive_max, bool) and exclusive_max is not None:
-        highs.append(math.ceil(exclusive_max) - 1)
-    return (max(lows) if lows else None), (min(highs) if highs else None)
-
-
-def _transparent_refs(node: Mapping[str, Any]) -> set[str]:
-    """The definitions a node reaches before matching any character of its own."""
-    if "$ref" in node:
-        return {str(node["$ref"]).rsplit("/", 1)[-1]}
-    found: set[str] = set()
-    for alternative in node.get("anyOf", []):
-        found |= _transparent_refs(alternative)
-    return found

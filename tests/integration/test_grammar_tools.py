@@ -56,7 +56,10 @@ ALARM = ToolSpec(
     },
 )
 TOOLS = {tool.name: tool for tool in (WEATHER, ALARM)}
-ASK = [Message("system", "You are a helpful assistant."), Message("user", "What is the weather in Paris?")]  # fmt: skip
+ASK = [
+    Message("system", "You are a helpful assistant."),
+    Message("user", "What is the weather in Paris?"),
+]
 
 
 @pytest.fixture(scope="module")
@@ -100,14 +103,18 @@ PARIS = '{"name": "get_weather", "ARGS": {"city": "Paris", "unit": "celsius"}}'
 ALARM_7 = '{"name": "set_alarm", "ARGS": {"hour": 7, "minute": 30}}'
 CALLS = {
     "hermes": (
-        lambda *c: "\n".join(f"<tool_call>\n{x.replace('ARGS', 'arguments')}\n</tool_call>" for x in c),  # fmt: skip
+        lambda *c: "\n".join(
+            f"<tool_call>\n{x.replace('ARGS', 'arguments')}\n</tool_call>" for x in c
+        ),
         "<tool_call>",
     ),
     "llama3": (lambda *c: "".join(x.replace("ARGS", "parameters") for x in c), ""),
     "mistral": (
-        lambda *c: "[TOOL_CALLS]["
-        + ", ".join(x.replace("ARGS", "arguments")[:-1] + ', "id": "a1b2c3d4e"}' for x in c)
-        + "]",
+        lambda *c: (
+            "[TOOL_CALLS]["
+            + ", ".join(x.replace("ARGS", "arguments")[:-1] + ', "id": "a1b2c3d4e"}' for x in c)
+            + "]"
+        ),
         "[TOOL_CALLS]",
     ),
 }
@@ -168,8 +175,9 @@ def test_generic_grammar_accepts_a_call_or_an_answer(oracle: GrammarOracle) -> N
     auto = tool_prompt(fmt, ASK, [WEATHER, ALARM])
     required = tool_prompt(fmt, ASK, [WEATHER, ALARM], "required", parallel=False)
     assert auto.grammar is not None and required.grammar is not None
-    calls = '{"tool_calls": [%s]}' % PARIS.replace("ARGS", "arguments")
-    two = '{"tool_calls": [%s, %s]}' % (PARIS.replace("ARGS", "arguments"), ALARM_7.replace("ARGS", "arguments"))  # fmt: skip
+    paris, alarm = PARIS.replace("ARGS", "arguments"), ALARM_7.replace("ARGS", "arguments")
+    calls = f'{{"tool_calls": [{paris}]}}'
+    two = f'{{"tool_calls": [{paris}, {alarm}]}}'
     answer = '{"response": "It is \\"sunny\\"."}'
     assert oracle.accepts(auto.grammar, calls) and oracle.accepts(auto.grammar, two)
     assert oracle.accepts(auto.grammar, answer)

@@ -50,11 +50,11 @@ def every_split(factory, text: str, expected: list[ToolEvent]) -> None:
 
 HERMES = [
     (
-        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>',  # fmt: skip
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>',
         [PARIS],
     ),
     (
-        'Let me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>',  # fmt: skip
+        'Let me look.\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}\n</tool_call>',
         ["Let me look.", PARIS],
     ),
     (
@@ -67,7 +67,7 @@ HERMES = [
         '<tool_call>\n{"name": "unknown", "arguments": {}}\n</tool_call>',
         ['<tool_call>\n{"name": "unknown", "arguments": {}}\n</tool_call>'],
     ),
-    ("Cut short <tool_call>\n{\"name\": \"get_wea", ['Cut short <tool_call>\n{"name": "get_wea']),
+    ('Cut short <tool_call>\n{"name": "get_wea', ['Cut short <tool_call>\n{"name": "get_wea']),
 ]
 
 
@@ -80,12 +80,15 @@ LLAMA = [
     ('{"name": "get_weather", "parameters": {"city": "Paris", "unit": "c"}}', [PARIS]),
     ('\n {"name": "get_time", "arguments": {"tz": "CET"}}', [CET]),
     (
-        'Checking.<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", "unit": "c"}}',  # fmt: skip
+        'Checking.<|python_tag|>{"name": "get_weather", "parameters": {"city": "Paris", "unit": "c"}}',
         ["Checking.", PARIS],
     ),
     ('{"answer": 42}', ['{"answer": 42}']),  # JSON that is not a call is text
     ("Plain {text} with braces.", ["Plain {text} with braces."]),
-    ('{"name": "get_weather", "parameters": "not json"}', ['{"name": "get_weather", "parameters": "not json"}']),  # fmt: skip
+    (
+        '{"name": "get_weather", "parameters": "not json"}',
+        ['{"name": "get_weather", "parameters": "not json"}'],
+    ),
 ]
 
 
@@ -96,7 +99,7 @@ def test_llama3(text: str, expected: list[ToolEvent]) -> None:
 
 MISTRAL = [
     (
-        '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}, "id": "abcdefghi"}]',  # fmt: skip
+        '[TOOL_CALLS][{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}, "id": "abcdefghi"}]',
         [ToolCall("get_weather", {"city": "Paris", "unit": "c"}, "abcdefghi")],
     ),
     (
@@ -116,14 +119,20 @@ def test_mistral(text: str, expected: list[ToolEvent]) -> None:
 
 GENERIC = [
     ('{"response": "Hello there"}', ["Hello there"]),
-    ('{ "response" : "esc\\"aped \\\\ \\n \\u00e9 \\ud83d\\ude00 end" }', ['esc"aped \\ \n é 😀 end']),  # fmt: skip
+    (
+        '{ "response" : "esc\\"aped \\\\ \\n \\u00e9 \\ud83d\\ude00 end" }',
+        ['esc"aped \\ \n é 😀 end'],
+    ),
     (
         '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris", "unit": "c"}}, '
         '{"name": "get_time", "arguments": {"tz": "CET"}}]}',
         [PARIS, CET],
     ),
     ("I will not use JSON.", ["I will not use JSON."]),
-    ('{"tool_calls": [{"name": "nope", "arguments": {}}]}', ['{"tool_calls": [{"name": "nope", "arguments": {}}]}']),  # fmt: skip
+    (
+        '{"tool_calls": [{"name": "nope", "arguments": {}}]}',
+        ['{"tool_calls": [{"name": "nope", "arguments": {}}]}'],
+    ),
     ('{"other": 1}', ['{"other": 1}']),
     ('{"response": "cut sh', ["cut sh"]),
 ]
@@ -138,7 +147,7 @@ def test_generic_streams_the_response_as_it_arrives() -> None:
     parser = GenericParser(NAMES)
     assert parser.feed('{"response": "Hel') == ["Hel"]
     assert parser.feed("lo\\") == ["lo"]  # the escape waits for its second character
-    assert parser.feed('n wor') == ["\n wor"]
+    assert parser.feed("n wor") == ["\n wor"]
     assert parser.feed('ld"}') == ["ld"]
     assert parser.finish() == []
 

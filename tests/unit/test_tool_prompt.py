@@ -31,7 +31,10 @@ HISTORY = [
     Message(
         "assistant",
         "",
-        tool_calls=(ToolCall("get_weather", {"city": "Paris"}, "c1"), ToolCall("get_time", {}, "c2")),  # fmt: skip
+        tool_calls=(
+            ToolCall("get_weather", {"city": "Paris"}, "c1"),
+            ToolCall("get_time", {}, "c2"),
+        ),
     ),
     Message("tool", "sunny", tool_call_id="c1", name="get_weather"),
     Message("tool", "12:00", tool_call_id="c2", name="get_time"),
@@ -56,9 +59,11 @@ def test_required_and_named_apply_the_grammar_from_the_first_token() -> None:
     named = tool_prompt(qwen(), ASK, [WEATHER, TIME], FunctionChoice("get_time"))
     assert named.grammar is not None and named.grammar_triggers == ()
     assert '"\\"get_time\\""' in named.grammar and "get_weather" not in named.grammar
-    assert list(named.parser_factory().feed('<tool_call>{"name": "get_weather", "arguments": {"city": "x"}}</tool_call>')) == [  # fmt: skip
-        '<tool_call>{"name": "get_weather", "arguments": {"city": "x"}}</tool_call>'
-    ]
+    assert list(
+        named.parser_factory().feed(
+            '<tool_call>{"name": "get_weather", "arguments": {"city": "x"}}</tool_call>'
+        )
+    ) == ['<tool_call>{"name": "get_weather", "arguments": {"city": "x"}}</tool_call>']
 
 
 def test_parallel_false_allows_one_call() -> None:
@@ -86,9 +91,21 @@ def test_none_or_no_tools_means_plain_text() -> None:
         ([WEATHER, WEATHER], "auto", "two tools are named 'get_weather'"),
         ([ToolSpec("get weather")], "auto", "tool name 'get weather'"),
         ([ToolSpec("x" * 65)], "auto", "1 to 64"),
-        ([ToolSpec("f", parameters={"type": "string"})], "auto", "parameters must describe an object"),  # fmt: skip
         (
-            [ToolSpec("f", parameters={"type": "object", "properties": {"n": {"type": "number", "multipleOf": 2}}})],  # fmt: skip
+            [ToolSpec("f", parameters={"type": "string"})],
+            "auto",
+            "parameters must describe an object",
+        ),
+        (
+            [
+                ToolSpec(
+                    "f",
+                    parameters={
+                        "type": "object",
+                        "properties": {"n": {"type": "number", "multipleOf": 2}},
+                    },
+                )
+            ],
             "auto",
             "tools[0] (f) parameters: 'multipleOf' at /properties/n",
         ),
@@ -112,7 +129,10 @@ def test_every_built_in_format_renders_tools_and_their_history(name: str) -> Non
     assert result.syntax == "generic" and result.grammar_triggers == ()
     assert json.dumps(WEATHER.parameters) in text  # the tool's schema, in the system turn
     assert '{"response": "<your answer>"}' in text
-    assert '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]}' in text  # fmt: skip
+    assert (
+        '{"tool_calls": [{"name": "get_weather", "arguments": {"city": "Paris"}}, {"name": "get_time", "arguments": {}}]}'
+        in text
+    )
     assert '{"tool_response": {"name": "get_weather", "id": "c1", "content": "sunny"}}' in text
     assert '{"tool_response": {"name": "get_time", "id": "c2", "content": "12:00"}}' in text
     if name != "raw":  # raw joins message texts and has no system turn to keep

@@ -42,7 +42,11 @@ WEATHER = ToolSpec(
         "required": ["city"],
     },
 )
-TIME = ToolSpec("get_time", "The time in a timezone", {"type": "object", "properties": {"tz": {"type": "string"}}})  # fmt: skip
+TIME = ToolSpec(
+    "get_time",
+    "The time in a timezone",
+    {"type": "object", "properties": {"tz": {"type": "string"}}},
+)
 ASK = [Message("system", "Be brief."), Message("user", "Weather in Paris?")]
 CALLED = [
     *ASK,
@@ -88,7 +92,10 @@ HF_TOOL = {
         "parameters": dict(WEATHER.parameters),
     },
 }
-HF_ASK = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]  # fmt: skip
+HF_ASK = [
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Weather in Paris?"},
+]
 HF_CALLED = [
     *HF_ASK,
     {
@@ -121,7 +128,9 @@ def test_qwen_shows_tools_calls_and_results_its_own_way() -> None:
     assert tool_syntax(fmt) == "hermes" and supports_native_tools(fmt)
     text = tool_prompt(fmt, CALLED, [WEATHER]).prompt.text
     assert f"<tools>\n{json.dumps(HF_TOOL, ensure_ascii=False)}\n</tools>" in text
-    assert '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in text  # fmt: skip
+    assert (
+        '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris"}}\n</tool_call>' in text
+    )
     assert '<|im_start|>user\n<tool_response>\n{"temp": 21}\n</tool_response><|im_end|>' in text
     assert text.endswith("<|im_start|>assistant\n")
 
@@ -141,14 +150,21 @@ def test_mistral_gets_nine_character_ids_paired_between_calls_and_results() -> N
     assert tool_syntax(fmt) == "mistral"
     openai_ids = [
         *ASK,
-        Message("assistant", "", tool_calls=(ToolCall("get_weather", {"city": "Paris"}, "call_Xy7_long-id"),)),  # fmt: skip
+        Message(
+            "assistant",
+            "",
+            tool_calls=(ToolCall("get_weather", {"city": "Paris"}, "call_Xy7_long-id"),),
+        ),
         Message("tool", '{"temp": 21}', tool_call_id="call_Xy7_long-id"),
     ]
     text = tool_prompt(fmt, openai_ids, [WEATHER]).prompt.text
     call_id = text.split('"id": "')[1][:9]
     assert call_id.isalnum() and len(call_id) == 9
     assert f'"city": "Paris"}}, "id": "{call_id}"}}]</s>' in text
-    assert f'[TOOL_RESULTS]{{"content": {{"temp": 21}}, "call_id": "{call_id}"}}[/TOOL_RESULTS]' in text  # fmt: skip
+    assert (
+        f'[TOOL_RESULTS]{{"content": {{"temp": 21}}, "call_id": "{call_id}"}}[/TOOL_RESULTS]'
+        in text
+    )
     assert '[AVAILABLE_TOOLS][{"type": "function", "function": {"name": "get_weather"' in text
 
 
@@ -184,5 +200,7 @@ def test_tool_choice_none_leaves_the_tools_out_but_renders_the_history() -> None
 
 
 def test_a_named_choice_still_shows_every_tool() -> None:
-    text = tool_prompt(template_format(QWEN), ASK, [WEATHER, TIME], FunctionChoice("get_time")).prompt.text  # fmt: skip
+    text = tool_prompt(
+        template_format(QWEN), ASK, [WEATHER, TIME], FunctionChoice("get_time")
+    ).prompt.text
     assert '"name": "get_weather"' in text and '"name": "get_time"' in text
