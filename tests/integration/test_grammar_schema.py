@@ -248,6 +248,7 @@ def twenty_properties() -> dict:
     return {"type": "object", "properties": properties, "required": list(properties)[:15]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", [*GENERATED, "twenty properties"])
 def test_the_base_model_writes_valid_json_under_the_grammar(
     gemma: llama_cpp.Llama, name: str

@@ -26,7 +26,7 @@ from tests.fixtures.gbnf_oracle import GrammarOracle, generate  # noqa: E402
 TEMPLATES = Path(__file__).parents[1] / "fixtures" / "templates"
 TEMPLATE_FILES = {
     "hermes": "Qwen-Qwen2.5-7B-Instruct.jinja",
-    "llama3": "meta-llama-Llama-3.1-8B-Instruct.jinja",
+    "llama3": "meta-llama-3.1-instruct.jinja",
     "mistral": "mistralai-Mistral-Nemo-Instruct-2407.jinja",
 }
 
@@ -191,6 +191,7 @@ def test_generic_grammar_accepts_a_call_or_an_answer(oracle: GrammarOracle) -> N
 # ---- the real model, constrained -----------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("syntax", list(CALLS))
 def test_the_base_model_emits_a_valid_call_under_each_native_grammar(
     gemma: llama_cpp.Llama, syntax: str
@@ -203,6 +204,7 @@ def test_the_base_model_emits_a_valid_call_under_each_native_grammar(
     assert all(isinstance(e, ToolCall) for e in events), (text, events)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("syntax", list(CALLS))
 def test_a_lazy_grammar_takes_over_at_the_marker(gemma: llama_cpp.Llama, syntax: str) -> None:
     """The model is made to write text and the call marker (as if it chose to call); the
@@ -224,6 +226,7 @@ def test_a_lazy_grammar_takes_over_at_the_marker(gemma: llama_cpp.Llama, syntax:
     assert_valid_calls(events[1:], count=1)
 
 
+@pytest.mark.slow
 def test_generic_fallback_on_the_real_base_model_format(gemma: llama_cpp.Llama) -> None:
     fmt = builtin_format("completion", "models.toml")  # what gemma-3-270m really uses
     for choice in ("required", FunctionChoice("set_alarm")):
@@ -252,6 +255,7 @@ def test_generic_fallback_on_the_real_base_model_format(gemma: llama_cpp.Llama) 
         assert_valid_calls(events)
 
 
+@pytest.mark.slow
 def test_feeding_the_result_back_renders_and_generates_again(gemma: llama_cpp.Llama) -> None:
     result = tool_prompt(template("hermes"), ASK, [WEATHER], "required", parallel=False)
     assert result.grammar is not None

@@ -91,6 +91,7 @@ def test_none_or_no_tools_means_plain_text() -> None:
         ([WEATHER, WEATHER], "auto", "two tools are named 'get_weather'"),
         ([ToolSpec("get weather")], "auto", "tool name 'get weather'"),
         ([ToolSpec("x" * 65)], "auto", "1 to 64"),
+        ([ToolSpec(f"f{i}") for i in range(129)], "auto", "at most 128"),
         (
             [ToolSpec("f", parameters={"type": "string"})],
             "auto",

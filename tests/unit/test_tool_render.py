@@ -21,7 +21,7 @@ from localchat.types import Message, ToolCall, ToolSpec
 TEMPLATES = Path(__file__).parents[1] / "fixtures" / "templates"
 
 QWEN = "Qwen-Qwen2.5-7B-Instruct.jinja"
-LLAMA = "meta-llama-Llama-3.1-8B-Instruct.jinja"
+LLAMA = "meta-llama-3.1-instruct.jinja"
 MISTRAL = "mistralai-Mistral-Nemo-Instruct-2407.jinja"
 METADATA = {
     QWEN: {"tokenizer.eos_token": "<|im_end|>", "general.architecture": "qwen2"},

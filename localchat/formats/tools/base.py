@@ -20,6 +20,7 @@ from localchat.types import Message, PromptSpec, ToolCall, ToolSpec
 ToolEvent = str | ToolCall
 
 _TOOL_NAME = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+MAX_TOOLS = 128  # OpenAI's limit; each tool's schema is checked and converted
 _NO_PARAMETERS: dict[str, Any] = {"type": "object", "properties": {}}
 
 
@@ -89,6 +90,8 @@ class PreparedTool:
 def prepare_tools(tools: Sequence[ToolSpec]) -> list[PreparedTool]:
     """Each tool's name checked and its parameters' schema normalised (``InvalidRequest``
     names the tool and the keyword)."""
+    if len(tools) > MAX_TOOLS:
+        raise InvalidRequest(f"{len(tools)} tools: at most {MAX_TOOLS} may be given")
     seen: set[str] = set()
     prepared = []
     for index, tool in enumerate(tools):
