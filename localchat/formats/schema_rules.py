@@ -39,7 +39,7 @@ NUMBER = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum")
 TYPE_KEYWORDS = (("object", OBJECT), ("array", ARRAY), ("string", STRING), ("number", NUMBER))
 
-_CANNOT = "is not supported: the grammar cannot enforce "
+_CANNOT = "not supported: the grammar cannot enforce "
 ANYWHERE_UNSUPPORTED = {
     "not": _CANNOT + "a negated schema",
     "if": _CANNOT + "conditional schemas",
@@ -77,7 +77,7 @@ class Unsatisfiable(Exception):
         self.reason = reason
 
 
-_HINT = "every keyword accepted is enforced by the grammar; restate the schema without it"
+_HINT = "drop it or restate the schema: every keyword accepted is enforced"
 
 
 def refuse(
@@ -85,7 +85,7 @@ def refuse(
 ) -> InvalidRequest:
     text = reason if len(reason) <= MAX_MESSAGE_CHARS else reason[: MAX_MESSAGE_CHARS - 1] + "…"
     return InvalidRequest(
-        f"{where}: {keyword!r} at {pointer or '/'} {text}".replace("\n", " "), hint=hint
+        f"{where}: {keyword!r} at {pointer or '/'}: {text}".replace("\n", " "), hint=hint
     )
 
 
@@ -98,6 +98,20 @@ def refuse_anywhere(where: str, schema: Mapping[str, Any], pointer: str) -> None
 def assertions(schema: Mapping[str, Any]) -> list[str]:
     """The keywords of ``schema`` that constrain values (the rest are annotations)."""
     return [key for key in schema if key in KNOWN]
+
+
+def contains_key(value: Any, key: str) -> bool:
+    """Whether ``key`` is a key of any object inside ``value`` (iterative: no recursion)."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            if key in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def escape_pointer(name: str) -> str:
@@ -125,7 +139,7 @@ def check_document(document: Mapping[str, Any], where: str) -> None:
         path = [str(p) for p in exc.path]
         keyword = path.pop() if path else str(exc.validator)
         pointer = "".join(f"/{escape_pointer(p)}" for p in path)
-        reason = f"is not a valid schema: {exc.message}"
+        reason = f"not a valid schema: {exc.message}"
         raise refuse(where, pointer, keyword, reason, "see json-schema.org") from None
     except RecursionError as exc:  # a pathological pattern or reference in the check
         raise InvalidRequest(f"{where}: the schema is too deeply nested") from exc
@@ -162,7 +176,10 @@ def resolve_pointer(root: Mapping[str, Any], ref: Any, where: str, pointer: str)
     """A local ``$ref``'s canonical pointer and target."""
     if not isinstance(ref, str) or not (ref == "#" or ref.startswith("#/")):
         raise refuse(
-            where, pointer, "$ref", f"{ref!r}: only references inside the schema (#/…) work"
+            where,
+            pointer,
+            "$ref",
+            f"not supported: {ref!r} (only references inside the schema, #/…)",
         )
     target: Any = root
     segments = [] if ref == "#" else ref[2:].split("/")
@@ -270,7 +287,7 @@ def _merge_value(key: str, first: Any, second: Any) -> Any:
         if first is False or second is False:
             return False
         return {"allOf": [first, second]}
-    raise Unsatisfiable(key, "allOf parts that set it differently cannot be combined")
+    raise Unsatisfiable(key, "not supported: allOf parts set it differently")
 
 
 def _common_types(first: Any, second: Any) -> Any:

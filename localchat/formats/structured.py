@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from localchat.errors import InvalidRequest
@@ -32,6 +33,7 @@ from localchat.formats.schema_rules import (
     Unsatisfiable,
     assertions,
     check_document,
+    contains_key,
     escape_pointer,
     integer_bounds,
     merge_parts,
@@ -59,13 +61,13 @@ MAX_INLINE_DEPTH = 32  # $ref/allOf inlined inside one another
 MAX_STRING_CHARS = 2_000  # llama.cpp bounds a repetition at 2000
 
 
+@dataclass(frozen=True)
 class NormalizedSchema:
     """A checked schema in the converter's terms: ``body`` and the ``defs`` its
     ``#/$defs/KEY`` references point into."""
 
-    def __init__(self, body: dict[str, Any], defs: dict[str, dict[str, Any]]) -> None:
-        self.body = body
-        self.defs = defs
+    body: dict[str, Any]
+    defs: dict[str, dict[str, Any]]
 
 
 def check_json_schema(schema: SchemaLike, where: str = "JSON schema") -> NormalizedSchema:
@@ -122,7 +124,9 @@ class _Normalizer:
             raise self.fail(pointer, "false", "a schema nothing satisfies")
         refuse_anywhere(self.where, schema, pointer)
         if "$id" in schema and pointer:
-            raise self.fail(pointer, "$id", "a nested $id changes what references mean")
+            raise self.fail(
+                pointer, "$id", "not supported: a nested $id changes what references resolve to"
+            )
         if not assertions(schema):
             return dict(ANY_VALUE)
         if "$ref" in schema:
@@ -190,7 +194,7 @@ class _Normalizer:
 
     def _union(self, schema: dict[str, Any], pointer: str) -> dict[str, Any]:
         if "anyOf" in schema and "oneOf" in schema:
-            raise self.fail(pointer, "oneOf", "oneOf and anyOf together")
+            raise self.fail(pointer, "oneOf", "not supported together with anyOf")
         keyword = "oneOf" if "oneOf" in schema else "anyOf"
         alternatives = list(schema[keyword])
         rest = {k: v for k, v in schema.items() if k in assertions(schema) and k != keyword}
@@ -202,9 +206,9 @@ class _Normalizer:
                 raise self.fail(
                     pointer,
                     "oneOf",
-                    f"alternatives {pair[0]} and {pair[1]} may both match, and the grammar "
-                    "cannot make exactly one match (use anyOf, or tell them apart by type "
-                    "or by a const/enum property)",
+                    f"not supported: alternatives {pair[0]} and {pair[1]} may both match, and "
+                    "the grammar cannot make exactly one match (use anyOf, or tell them apart "
+                    "by type or by a const/enum property)",
                 )
         return {
             "anyOf": [
@@ -223,8 +227,8 @@ class _Normalizer:
         others.pop("const", None)
         others.pop("enum", None)
         if others:
-            if "$ref" in repr(others):
-                raise self.fail(pointer, "enum", "enum/const beside keywords with a $ref")
+            if contains_key(others, "$ref"):
+                raise self.fail(pointer, "enum", "not supported beside keywords that use $ref")
             validator = Draft202012Validator(
                 others, format_checker=Draft202012Validator.FORMAT_CHECKER
             )
@@ -245,7 +249,9 @@ class _Normalizer:
                 if state.get(target) == 1:
                     pointer = next(p for p, k in self.def_keys.items() if k == target)
                     raise self.fail(
-                        pointer, "$ref", "the schema refers to itself with nothing in between"
+                        pointer,
+                        "$ref",
+                        "not supported: it refers to itself with no object or array in between",
                     )
                 if target not in state:
                     visit(target)
@@ -281,9 +287,9 @@ class _Normalizer:
         closed = bool(properties) or extra is False
         maximum = len(properties) if closed else math.inf
         if schema.get("minProperties", 0) > len(required):
-            raise self.fail(pointer, "minProperties", "more properties than the required ones")
+            raise self.fail(pointer, "minProperties", "not supported above the required count")
         if schema.get("maxProperties", math.inf) < maximum:
-            raise self.fail(pointer, "maxProperties", "fewer properties than may be written")
+            raise self.fail(pointer, "maxProperties", "not supported below the properties listed")
         if not closed and extra is not True:
             values = self.node(extra, f"{pointer}/additionalProperties")
             return {"type": "object", "additionalProperties": values}
@@ -300,16 +306,18 @@ class _Normalizer:
         low = schema.get("minItems", 0)
         high = schema.get("maxItems")
         if low > gbnf.MAX_REPEAT:
-            raise self.fail(pointer, "minItems", f"more than {gbnf.MAX_REPEAT} items")
+            raise self.fail(pointer, "minItems", f"not supported above {gbnf.MAX_REPEAT}")
         high = None if high is None else min(high, gbnf.MAX_REPEAT)
         if high is not None and high < low:
-            raise self.fail(pointer, "maxItems", "below minItems")
+            raise self.fail(pointer, "maxItems", "below minItems: nothing satisfies it")
         unique = schema.get("uniqueItems") is True
         key = "prefixItems" if "prefixItems" in schema else "items"
         if isinstance(schema.get(key), list):
             return self._tuple(schema[key], key, low, high, unique, pointer)
         if unique and (high is None or high > 1):
-            raise self.fail(pointer, "uniqueItems", "the grammar cannot keep items distinct")
+            raise self.fail(
+                pointer, "uniqueItems", "not supported: the grammar cannot keep items distinct"
+            )
         out: dict[str, Any] = {"type": "array"}
         out["items"] = self.node(schema.get("items", True), f"{pointer}/items")
         if low:
@@ -322,10 +330,12 @@ class _Normalizer:
         self, items: list[Any], key: str, low: int, high: int | None, unique: bool, pointer: str
     ) -> dict[str, Any]:
         if low > len(items):
-            raise self.fail(pointer, "minItems", f"more items than the {len(items)} in {key}")
+            raise self.fail(pointer, "minItems", f"not supported above the {len(items)} in {key}")
         items = items if high is None else items[:high]
         if unique and len(items) > 1:
-            raise self.fail(pointer, "uniqueItems", "the grammar cannot keep items distinct")
+            raise self.fail(
+                pointer, "uniqueItems", "not supported: the grammar cannot keep items distinct"
+            )
         if not items:
             return {GBNF_KEY: '"[" space "]" space'}
         normalized = [self.node(s, f"{pointer}/{key}/{i}") for i, s in enumerate(items)]
@@ -336,24 +346,25 @@ class _Normalizer:
         shaped = [k for k in ("pattern", "format") if k in schema]
         if len(shaped) > 1 or (shaped and lengths):
             second = (shaped + lengths)[1]
-            raise self.fail(pointer, second, f"{second} together with {shaped[0]}")
+            raise self.fail(pointer, second, f"not supported together with {shaped[0]}")
         if "pattern" in schema:
             try:
                 return {GBNF_KEY: pattern_string(schema["pattern"])}
             except PatternError as exc:
-                raise self.fail(f"{pointer}/pattern", "pattern", str(exc)) from exc
+                raise self.fail(pointer, "pattern", f"not supported: {exc}") from exc
         if "format" in schema:
             expression = gbnf.STRING_FORMATS.get(schema["format"])
             if expression is None:
                 known = ", ".join(gbnf.STRING_FORMATS)
-                raise self.fail(pointer, "format", f"format {schema['format']!r} (known: {known})")
+                reason = f"not supported: {schema['format']!r} (known: {known})"
+                raise self.fail(pointer, "format", reason)
             return {GBNF_KEY: gbnf.json_string(expression)}
         out: dict[str, Any] = {"type": "string"}
         low, high = schema.get("minLength", 0), schema.get("maxLength")
         if low > MAX_STRING_CHARS:
-            raise self.fail(pointer, "minLength", f"more than {MAX_STRING_CHARS} characters")
+            raise self.fail(pointer, "minLength", f"not supported above {MAX_STRING_CHARS}")
         if high is not None and high < low:
-            raise self.fail(pointer, "maxLength", "below minLength")
+            raise self.fail(pointer, "maxLength", "below minLength: nothing satisfies it")
         if low:
             out["minLength"] = low
         if high is not None or low:
@@ -363,18 +374,20 @@ class _Normalizer:
     def _number(self, schema: dict[str, Any], kind: str, pointer: str) -> dict[str, Any]:
         step = schema.get("multipleOf")
         if step is not None and not (kind == "integer" and step == 1):
-            raise self.fail(pointer, "multipleOf", "the grammar cannot enforce multiples")
+            raise self.fail(
+                pointer, "multipleOf", "not supported: the grammar cannot enforce multiples"
+            )
         bounds = [k for k in BOUND_KEYS if k in schema]
         if not bounds:
             return {"type": kind}
         if kind == "number":
             raise self.fail(
-                pointer, bounds[0], "bounds on a number (the grammar bounds integers only)"
+                pointer, bounds[0], "not supported on a number (the grammar bounds integers only)"
             )
         low, high = integer_bounds(schema)
         limit = 10**16 - 1
         if (low is not None and low > limit) or (high is not None and high < -limit):
-            raise self.fail(pointer, bounds[0], "a bound beyond 16-digit integers")
+            raise self.fail(pointer, bounds[0], "not supported beyond 16-digit integers")
         if low is not None and high is not None and low > high:
             raise self.fail(pointer, bounds[0], "no integer lies within the bounds")
         return {GBNF_KEY: gbnf.integer_range(low, high)}

@@ -50,12 +50,12 @@ UNSUPPORTED = [
     ({"$ref": "other.json#/defs/a"}, "$ref", "/"),
     ({"$defs": {"a": {"$dynamicAnchor": "a"}}, "$dynamicRef": "#a"}, "$dynamicRef", "/"),
     ({"properties": {"a": {"$id": "https://x/a", "type": "string"}}}, "$id", "/properties/a"),
-    ({"type": "string", "pattern": "^(?=a)a$"}, "pattern", "/pattern"),
-    ({"type": "string", "pattern": "^(a)\\1$"}, "pattern", "/pattern"),
-    ({"type": "string", "pattern": "\\bword\\b"}, "pattern", "/pattern"),
-    ({"type": "string", "pattern": "^a$|^b"}, "pattern", "/pattern"),
-    ({"type": "string", "pattern": "^(a*)*$"}, "pattern", "/pattern"),
-    ({"type": "string", "pattern": "^a{2000}$"}, "pattern", "/pattern"),
+    ({"type": "string", "pattern": "^(?=a)a$"}, "pattern", "/"),
+    ({"type": "string", "pattern": "^(a)\\1$"}, "pattern", "/"),
+    ({"type": "string", "pattern": "\\bword\\b"}, "pattern", "/"),
+    ({"type": "string", "pattern": "^a$|^b"}, "pattern", "/"),
+    ({"type": "string", "pattern": "^(a*)*$"}, "pattern", "/"),
+    ({"type": "string", "pattern": "^a{2000}$"}, "pattern", "/"),
     ({"type": "string", "pattern": "^x", "maxLength": 4}, "maxLength", "/"),
     ({"type": "string", "format": "date", "pattern": "^2"}, "format", "/"),
     ({"type": "object", "minProperties": 1}, "minProperties", "/"),
@@ -73,7 +73,7 @@ def test_a_keyword_the_grammar_cannot_enforce_is_refused_by_name_and_path(
     schema: dict, keyword: str, pointer: str
 ) -> None:
     message = refusal(schema)
-    assert f"{keyword!r} at {pointer}" in message
+    assert f"{keyword!r} at {pointer}: not supported" in message
 
 
 def test_an_unsupported_keyword_deep_inside_refs_is_refused_at_its_own_path() -> None:
@@ -110,10 +110,10 @@ def test_a_vacuous_keyword_for_another_type_is_not_refused() -> None:
         ({"type": "string", "minLength": 3, "maxLength": 2}, "below minLength"),
         ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "no common type"),
         ({"type": "integer", "minimum": 10**20}, "beyond 16-digit"),
-        ({"type": "string", "pattern": "^[b-a]$"}, "'pattern' at / is not a valid schema"),
+        ({"type": "string", "pattern": "^[b-a]$"}, "'pattern' at /: not a valid schema"),
         ({"type": "string", "pattern": "^(ab$"}, "not a valid schema"),
-        ({"type": 5}, "'type' at / is not a valid schema"),
-        ({"type": "object", "required": "a"}, "'required' at / is not a valid schema"),
+        ({"type": 5}, "'type' at /: not a valid schema"),
+        ({"type": "object", "required": "a"}, "'required' at /: not a valid schema"),
         ({"items": False, "type": "array", "minItems": 1}, "nothing satisfies"),
     ],
 )
