@@ -135,6 +135,7 @@ GENERIC = [
     ),
     ('{"other": 1}', ['{"other": 1}']),
     ('{"response": "cut sh', ["cut sh"]),
+    ('{"response": "ok"} and then prose', ["ok and then prose"]),
 ]
 
 

@@ -16,11 +16,11 @@ from collections.abc import Sequence
 
 from localchat.formats.gbnf import json_literal, json_object
 from localchat.formats.tools.base import PreparedTool, ToolEvent, call_from_json
-from localchat.formats.tools.stream import JsonEnd
 from localchat.llamacpp.grammar import GrammarBuilder
 from localchat.types import Message, ToolCall
 
 _KEY = re.compile(r'\s*\{\s*"((?:[^"\\]|\\.)*)"\s*:\s*')
+_CLOSE = re.compile(r"\s*\}")
 
 
 def instructions(tools: Sequence[PreparedTool], answer_allowed: bool, parallel: bool) -> str:
@@ -98,17 +98,11 @@ class GenericParser:
     def __init__(self, names: Sequence[str]) -> None:
         self.names = tuple(names)
         self.raw = ""  # everything received
-        self.json_end = JsonEnd()
-        self.closed_at: int | None = None
         self.mode = "start"  # start | response | after | calls | text
         self.string_at = 0  # where the response string's undecoded part begins
 
     def feed(self, piece: str) -> list[ToolEvent]:
-        scanned = len(self.raw)
         self.raw += piece
-        if self.closed_at is None and not self.json_end.invalid:
-            end = self.json_end.feed(piece)
-            self.closed_at = None if end is None else scanned + end
         if self.mode == "start":
             self._classify()
         if self.mode == "text":
@@ -123,11 +117,15 @@ class GenericParser:
             return list(calls) if calls else ([self.raw] if self.raw.strip() else [])
         if self.mode == "response":
             return self._response()
-        return []
+        if self.mode != "after":
+            return []
+        closing = _CLOSE.match(self.raw, self.string_at)
+        rest = self.raw[closing.end() if closing else self.string_at :]
+        return [rest] if rest.strip() else []  # text after the object: no grammar held it
 
     def _classify(self) -> None:
         stripped = self.raw.lstrip()
-        if (stripped and not stripped.startswith("{")) or self.json_end.invalid:
+        if stripped and not stripped.startswith("{"):
             self.mode = "text"
             return
         match = _KEY.match(self.raw)
