@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import localchat.formats.jinja_limits as limits
 from localchat.errors import TemplateError, TemplateRejected, UnsafeTemplateError
-from localchat.formats import jinja_limits as limits
 from localchat.formats.base import require_messages
 from localchat.types import Message
 

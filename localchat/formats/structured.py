@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from localchat.errors import InvalidRequest
-from localchat.formats import gbnf
+from localchat.formats.gbnf import MAX_REPEAT, STRING_FORMATS, integer_range, json_string
 from localchat.formats.gbnf_pattern import PatternError, pattern_string
 from localchat.formats.schema_rules import (
     ALL_TYPES,
@@ -305,9 +305,9 @@ class _Normalizer:
         self._refuse_keywords(schema, pointer, ARRAY_UNSUPPORTED)
         low = schema.get("minItems", 0)
         high = schema.get("maxItems")
-        if low > gbnf.MAX_REPEAT:
-            raise self.fail(pointer, "minItems", f"not supported above {gbnf.MAX_REPEAT}")
-        high = None if high is None else min(high, gbnf.MAX_REPEAT)
+        if low > MAX_REPEAT:
+            raise self.fail(pointer, "minItems", f"not supported above {MAX_REPEAT}")
+        high = None if high is None else min(high, MAX_REPEAT)
         if high is not None and high < low:
             raise self.fail(pointer, "maxItems", "below minItems: nothing satisfies it")
         unique = schema.get("uniqueItems") is True
@@ -353,12 +353,12 @@ class _Normalizer:
             except PatternError as exc:
                 raise self.fail(pointer, "pattern", f"not supported: {exc}") from exc
         if "format" in schema:
-            expression = gbnf.STRING_FORMATS.get(schema["format"])
+            expression = STRING_FORMATS.get(schema["format"])
             if expression is None:
-                known = ", ".join(gbnf.STRING_FORMATS)
+                known = ", ".join(STRING_FORMATS)
                 reason = f"not supported: {schema['format']!r} (known: {known})"
                 raise self.fail(pointer, "format", reason)
-            return {GBNF_KEY: gbnf.json_string(expression)}
+            return {GBNF_KEY: json_string(expression)}
         out: dict[str, Any] = {"type": "string"}
         low, high = schema.get("minLength", 0), schema.get("maxLength")
         if low > MAX_STRING_CHARS:
@@ -390,7 +390,7 @@ class _Normalizer:
             raise self.fail(pointer, bounds[0], "not supported beyond 16-digit integers")
         if low is not None and high is not None and low > high:
             raise self.fail(pointer, bounds[0], "no integer lies within the bounds")
-        return {GBNF_KEY: gbnf.integer_range(low, high)}
+        return {GBNF_KEY: integer_range(low, high)}
 
     def _refuse_keywords(
         self, schema: dict[str, Any], pointer: str, unsupported: Mapping[str, str]
