@@ -4,7 +4,7 @@ are disjoint; plus the bounded checks a schema passes before anything recursive 
 
 from __future__ import annotations
 
-import itertools
+import json
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -89,8 +89,14 @@ def refuse(
     )
 
 
-def refuse_anywhere(where: str, schema: Mapping[str, Any], pointer: str) -> None:
-    for keyword, reason in ANYWHERE_UNSUPPORTED.items():
+def refuse_keywords(
+    where: str,
+    schema: Mapping[str, Any],
+    pointer: str,
+    unsupported: Mapping[str, str] = ANYWHERE_UNSUPPORTED,
+) -> None:
+    """Refuse the first keyword of ``unsupported`` that ``schema`` uses."""
+    for keyword, reason in unsupported.items():
         if keyword in schema:
             raise refuse(where, pointer, keyword, reason)
 
@@ -112,6 +118,21 @@ def contains_key(value: Any, key: str) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def json_key(value: Any) -> str:
+    """A key equal for JSON-equal values (1 and 1.0 alike; true and 1 apart)."""
+
+    def canonical(item: Any) -> Any:
+        if isinstance(item, float) and item.is_integer():
+            return int(item)
+        if isinstance(item, list):
+            return [canonical(x) for x in item]
+        if isinstance(item, dict):
+            return {k: canonical(v) for k, v in item.items()}
+        return item
+
+    return json.dumps(canonical(value), sort_keys=True)
 
 
 def escape_pointer(name: str) -> str:
@@ -277,7 +298,8 @@ def _merge_value(key: str, first: Any, second: Any) -> Any:
             out[name] = {"allOf": [out[name], schema]} if name in out else schema
         return out
     if key == "enum":
-        common = [value for value in first if value in second]
+        others = {json_key(value) for value in second}
+        common = [value for value in first if json_key(value) in others]
         if not common:
             raise Unsatisfiable("enum", "allOf parts share no enum value")
         return common
@@ -300,87 +322,3 @@ def _common_types(first: Any, second: Any) -> Any:
         raise Unsatisfiable("type", "allOf parts allow no common type")
     ordered = [t for t in ALL_TYPES if t in common]
     return ordered[0] if len(ordered) == 1 else ordered
-
-
-# ---- oneOf ----------------------------------------------------------------------------
-
-
-def overlapping_pair(alternatives: list[Any], root: Mapping[str, Any]) -> tuple[int, int] | None:
-    """Two alternatives that may both match one value (None: provably disjoint)."""
-    shapes = [_shape(_deref(alternative, root), root) for alternative in alternatives]
-    for (i, a), (j, b) in itertools.combinations(enumerate(shapes), 2):
-        if not _disjoint(a, b):
-            return i, j
-    return None
-
-
-def _deref(schema: Any, root: Mapping[str, Any]) -> Any:
-    if isinstance(schema, dict) and isinstance(schema.get("$ref"), str):
-        try:
-            return resolve_pointer(root, schema["$ref"], "", "")[1]
-        except InvalidRequest:
-            return schema
-    return schema
-
-
-class _Shape:
-    """What tells an alternative apart: its types, its values, its discriminators."""
-
-    def __init__(self) -> None:
-        self.types: set[str] | None = None
-        self.values: list[Any] | None = None
-        self.tags: dict[str, list[Any]] = {}  # required property -> its possible values
-
-
-def _shape(schema: Any, root: Mapping[str, Any]) -> _Shape:
-    shape = _Shape()
-    if not isinstance(schema, dict):
-        return shape
-    for part in schema.get("allOf", []):
-        inner = _shape(_deref(part, root), root)
-        shape.types = inner.types if shape.types is None else shape.types
-        shape.values = inner.values if shape.values is None else shape.values
-        shape.tags.update(inner.tags)
-    if isinstance(schema.get("type"), str | list):
-        kind = schema["type"]
-        shape.types = {kind} if isinstance(kind, str) else set(kind)
-    if "const" in schema or "enum" in schema:
-        shape.values = [schema["const"]] if "const" in schema else list(schema["enum"])
-    required = set(schema.get("required", []))
-    for name, sub in schema.get("properties", {}).items():
-        sub = _deref(sub, root)
-        if name in required and isinstance(sub, dict) and ("const" in sub or "enum" in sub):
-            shape.tags[name] = [sub["const"]] if "const" in sub else list(sub["enum"])
-    return shape
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    names = {float: "number", str: "string", type(None): "null", list: "array", dict: "object"}
-    return names.get(type(value), "object")
-
-
-def _types_overlap(a: set[str], b: set[str]) -> bool:
-    widen = {"integer": {"integer", "number"}, "number": {"integer", "number"}}
-    return any(widen.get(t, {t}) & b for t in a)
-
-
-def _disjoint(a: _Shape, b: _Shape) -> bool:
-    if a.types is not None and b.types is not None and not _types_overlap(a.types, b.types):
-        return True
-    if a.values is not None and b.values is not None:
-        return not any(value in b.values for value in a.values)
-    for values, other in ((a.values, b.types), (b.values, a.types)):
-        if (
-            values is not None
-            and other is not None
-            and not _types_overlap({_json_type(v) for v in values}, other)
-        ):
-            return True
-    for name in a.tags.keys() & b.tags.keys():
-        if not any(value in b.tags[name] for value in a.tags[name]):
-            return True
-    return False

@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from localchat.errors import InvalidRequest
 from localchat.formats.gbnf import MAX_REPEAT, STRING_FORMATS, integer_range, json_string
 from localchat.formats.gbnf_pattern import PatternError, pattern_string
+from localchat.formats.schema_disjoint import overlapping_pair
 from localchat.formats.schema_rules import (
     ALL_TYPES,
     ANY_VALUE,
@@ -36,10 +36,10 @@ from localchat.formats.schema_rules import (
     contains_key,
     escape_pointer,
     integer_bounds,
+    json_key,
     merge_parts,
-    overlapping_pair,
     refuse,
-    refuse_anywhere,
+    refuse_keywords,
     resolve_pointer,
     schema_dict,
     transparent_refs,
@@ -59,6 +59,7 @@ __all__ = [
 MAX_EXPANDED_NODES = 20_000  # schema nodes visited, counting every allOf/$ref expansion
 MAX_INLINE_DEPTH = 32  # $ref/allOf inlined inside one another
 MAX_STRING_CHARS = 2_000  # llama.cpp bounds a repetition at 2000
+MAX_ONE_OF = 64  # oneOf alternatives are compared pairwise
 
 
 @dataclass(frozen=True)
@@ -122,7 +123,7 @@ class _Normalizer:
             return dict(ANY_VALUE)
         if schema is False or not isinstance(schema, dict):
             raise self.fail(pointer, "false", "a schema nothing satisfies")
-        refuse_anywhere(self.where, schema, pointer)
+        refuse_keywords(self.where, schema, pointer)
         if "$id" in schema and pointer:
             raise self.fail(
                 pointer, "$id", "not supported: a nested $id changes what references resolve to"
@@ -163,7 +164,7 @@ class _Normalizer:
             return {}
         if not isinstance(part, dict):
             raise self.fail(pointer, "allOf", "a part nothing satisfies")
-        refuse_anywhere(self.where, part, pointer)
+        refuse_keywords(self.where, part, pointer)
         if len(self.inlining) > MAX_INLINE_DEPTH:
             raise self.fail(pointer, "allOf", "parts nested too deeply")
         if "$ref" in part:
@@ -201,6 +202,8 @@ class _Normalizer:
         if rest:  # constraints beside the alternatives apply to each of them
             alternatives = [{"allOf": [rest, alternative]} for alternative in alternatives]
         if keyword == "oneOf":
+            if len(alternatives) > MAX_ONE_OF:
+                raise self.fail(pointer, "oneOf", f"not supported past {MAX_ONE_OF} alternatives")
             pair = overlapping_pair(alternatives, self.root)
             if pair is not None:
                 raise self.fail(
@@ -222,13 +225,16 @@ class _Normalizer:
 
         values = [schema["const"]] if "const" in schema else list(schema["enum"])
         if "const" in schema and "enum" in schema:
-            values = [v for v in values if v in schema["enum"]]
+            allowed = {json_key(v) for v in schema["enum"]}
+            values = [v for v in values if json_key(v) in allowed]
         others = {k: v for k, v in schema.items() if k in assertions(schema)}
         others.pop("const", None)
         others.pop("enum", None)
         if others:
-            if contains_key(others, "$ref"):
-                raise self.fail(pointer, "enum", "not supported beside keywords that use $ref")
+            for keyword in ("$ref", "pattern"):  # a user's regex never runs in Python
+                if contains_key(others, keyword):
+                    reason = f"not supported beside keywords that use {keyword}"
+                    raise self.fail(pointer, "enum", reason)
             validator = Draft202012Validator(
                 others, format_checker=Draft202012Validator.FORMAT_CHECKER
             )
@@ -277,7 +283,7 @@ class _Normalizer:
         return {"type": kind}
 
     def _object(self, schema: dict[str, Any], pointer: str) -> dict[str, Any]:
-        self._refuse_keywords(schema, pointer, OBJECT_UNSUPPORTED)
+        refuse_keywords(self.where, schema, pointer, OBJECT_UNSUPPORTED)
         properties: dict[str, Any] = schema.get("properties", {})
         required = list(dict.fromkeys(schema.get("required", [])))
         for name in required:
@@ -302,7 +308,7 @@ class _Normalizer:
         return {"type": "object", "properties": normalized, "required": required}
 
     def _array(self, schema: dict[str, Any], pointer: str) -> dict[str, Any]:
-        self._refuse_keywords(schema, pointer, ARRAY_UNSUPPORTED)
+        refuse_keywords(self.where, schema, pointer, ARRAY_UNSUPPORTED)
         low = schema.get("minItems", 0)
         high = schema.get("maxItems")
         if low > MAX_REPEAT:
@@ -391,10 +397,3 @@ class _Normalizer:
         if low is not None and high is not None and low > high:
             raise self.fail(pointer, bounds[0], "no integer lies within the bounds")
         return {GBNF_KEY: integer_range(low, high)}
-
-    def _refuse_keywords(
-        self, schema: dict[str, Any], pointer: str, unsupported: Mapping[str, str]
-    ) -> None:
-        for keyword, reason in unsupported.items():
-            if keyword in schema:
-                raise self.fail(pointer, keyword, reason)

@@ -161,6 +161,17 @@ def test_hostile_schemas_are_refused_quickly() -> None:
     assert time.monotonic() - started < 60  # generous: a bound, not a speed target
 
 
+def test_no_user_regex_runs_in_python_and_one_of_is_bounded() -> None:
+    # Filtering enum values through "^(a+)+$" would backtrack for ages in Python's re.
+    evil = {"type": "string", "enum": ["a" * 40 + "b"], "pattern": "^(a+)+$"}
+    assert "'enum' at /: not supported beside keywords that use pattern" in refusal(evil)
+    many = {"oneOf": [{"const": i} for i in range(65)]}
+    assert "past 64 alternatives" in refusal(many)
+    assert check_json_schema({"oneOf": [{"const": i} for i in range(64)]}).body["anyOf"]
+    assert "alternatives 0 and 1" in refusal({"oneOf": [{"const": 1}, {"const": 1.0}]})
+    assert len(check_json_schema({"oneOf": [{"const": True}, {"const": 1}]}).body["anyOf"]) == 2
+
+
 def test_non_json_values_are_refused() -> None:
     assert "not a JSON number" in refusal({"type": "integer", "maximum": float("nan")})
     assert "not a JSON value" in refusal({"type": "string", "default": object()})
