@@ -12,12 +12,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-from localchat.errors import (  # noqa: F401 (re-exported: formats' public errors)
-    ConfigError,
-    TemplateError,
-    TemplateRejected,
-    UnsafeTemplateError,
-)
+from localchat.errors import ConfigError as ConfigError  # re-exported: formats' errors
+from localchat.errors import TemplateError as TemplateError
+from localchat.errors import TemplateRejected as TemplateRejected
+from localchat.errors import UnsafeTemplateError as UnsafeTemplateError
 from localchat.types import Message, PromptSpec
 
 FormatSource = Literal["models.toml", "gguf", "family default", "base model"]
@@ -76,13 +74,19 @@ class ChatFormat:
 
     def prompt(self, messages: Sequence[Message]) -> PromptSpec:
         """The rendered prompt (generation prompt appended) and how to stop."""
-        text = self.render(messages, add_generation_prompt=True)
+        return self.spec(self.render(messages, add_generation_prompt=True), messages)
+
+    def spec(
+        self, text: str, messages: Sequence[Message], render_special_tokens: bool = False
+    ) -> PromptSpec:
+        """``text``, rendered for ``messages`` by this format, with how to stop; control
+        tokens are shown if this format or ``render_special_tokens`` asks for it."""
         return PromptSpec(
             text=text,
             stop_strings=self.stop_strings,
             stop_token_ids=self.stop_token_ids,
             has_bos=bool(self.bos_token) and text.startswith(self.bos_token),
-            render_special_tokens=self.render_special_tokens,
+            render_special_tokens=self.render_special_tokens or render_special_tokens,
             messages=tuple(messages),
         )
 

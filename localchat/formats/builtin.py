@@ -19,7 +19,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from localchat.formats.base import ChatFormat, FormatSource, TemplateRejected, require_messages
+from localchat.formats.base import (
+    ChatFormat,
+    FormatSource,
+    Renderer,
+    TemplateRejected,
+    require_messages,
+)
 from localchat.types import Message
 
 HUOZI_BEGIN = "<|beginofutterance|>"
@@ -64,7 +70,7 @@ def _llama3_generation_prompt(add_generation_prompt: bool) -> str:
     return "<|start_header_id|>assistant<|end_header_id|>\n\n" if add_generation_prompt else ""
 
 
-def make_llama3_renderer(bos_token: str = LLAMA3_BOS):
+def make_llama3_renderer(bos_token: str = LLAMA3_BOS) -> Renderer:
     def render_llama3(messages: Sequence[Message], add_generation_prompt: bool) -> str:
         turns = [_llama3_turn(m.role, m.content) for m in messages]
         if turns:
@@ -74,7 +80,7 @@ def make_llama3_renderer(bos_token: str = LLAMA3_BOS):
     return render_llama3
 
 
-def make_llama31_renderer(bos_token: str = LLAMA3_BOS, date_string: str = LLAMA31_DATE):
+def make_llama31_renderer(bos_token: str = LLAMA3_BOS, date_string: str = LLAMA31_DATE) -> Renderer:
     def render_llama31(messages: Sequence[Message], add_generation_prompt: bool) -> str:
         rest = list(messages)
         system = ""
@@ -91,7 +97,7 @@ def make_llama31_renderer(bos_token: str = LLAMA3_BOS, date_string: str = LLAMA3
     return render_llama31
 
 
-def make_gemma_renderer(bos_token: str = GEMMA_BOS):
+def make_gemma_renderer(bos_token: str = GEMMA_BOS) -> Renderer:
     def render_gemma(messages: Sequence[Message], add_generation_prompt: bool) -> str:
         require_messages(messages)
         rest = list(messages)

@@ -16,12 +16,12 @@ is how the templates' authors rendered them.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import localchat.formats.jinja_limits as limits
 from localchat.errors import TemplateError, TemplateRejected, UnsafeTemplateError
-from localchat.formats import jinja_limits as limits
 from localchat.formats.base import require_messages
 from localchat.types import Message
 
@@ -44,17 +44,59 @@ class SandboxedTemplate:
         self._template = _compile(source, origin)
 
     def __call__(self, messages: Sequence[Message], add_generation_prompt: bool) -> str:
+        return self.render(messages, add_generation_prompt)
+
+    def render(
+        self,
+        messages: Sequence[Message],
+        add_generation_prompt: bool,
+        tools: Sequence[Mapping[str, Any]] | None = None,
+    ) -> str:
+        """The prompt; ``tools`` (Hugging Face's ``{"type": "function", "function": {…}}``
+        entries) are passed to the template only when given, as templates test whether
+        ``tools`` is defined."""
         require_messages(messages)
-        context = {
-            "messages": [{"role": m.role, "content": m.content} for m in messages],
+        context: dict[str, Any] = {
+            "messages": [template_message(m, self.origin) for m in messages],
             "add_generation_prompt": add_generation_prompt,
             "bos_token": self.bos_token,
             "eos_token": self.eos_token,
         }
+        if tools is not None:
+            context["tools"] = [_plain(tool, self.origin) for tool in tools]
         return _render(self._template, context, self.origin)
 
 
-def _environment():  # -> ImmutableSandboxedEnvironment
+def template_message(message: Message, origin: str = "GGUF") -> dict[str, Any]:
+    """A message as Hugging Face templates read it: ``tool_calls`` (arguments as an
+    object), ``tool_call_id`` and ``name`` appear only when set, since templates test
+    whether they are defined."""
+    out: dict[str, Any] = {"role": message.role, "content": message.content}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                **({"id": call.id} if call.id else {}),
+                "type": "function",
+                "function": {"name": call.name, "arguments": _plain(call.arguments, origin)},
+            }
+            for call in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
+
+
+def _plain(value: Any, origin: str) -> Any:
+    """``value`` as plain JSON data (dicts, lists, strings, numbers), or a TemplateError."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise TemplateError(f"{origin}: a tool or call that is not JSON ({_short(exc)})") from exc
+
+
+def _environment() -> Any:  # an ImmutableSandboxedEnvironment
     import jinja2.ext
     from jinja2.compiler import CodeGenerator, optimizeconst
     from jinja2.exceptions import SecurityError
@@ -152,7 +194,7 @@ def _tojson(value: Any, ensure_ascii: bool = False, indent: int | None = None,
     )
 
 
-def _compile(source: str, origin: str):  # -> jinja2.Template
+def _compile(source: str, origin: str) -> Any:  # a jinja2.Template
     import jinja2
 
     if not isinstance(source, str) or not source.strip():
