@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from localchat.catalog.schema import (
     ArchNumbers,
@@ -19,6 +20,8 @@ from localchat.catalog.schema import (
     QuantFiles,
 )
 from localchat.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def default_catalog_path() -> Path:
@@ -72,13 +75,18 @@ def _parse_entry(name: str, table: Any, source: str) -> CatalogEntry:
         arch=_parse_arch(table["arch"], where),
         sampling=_parse_sampling(table.get("sampling", {}), where),
         notes=str(table.get("notes", "")),
-        gguf=_parse_gguf(table["gguf"], where) if "gguf" in table else None,
-        awq=_parse_awq(table["awq"], where) if "awq" in table else None,
-        pip=_parse_pip(table["pip"], where) if "pip" in table else None,
+        gguf=_optional(_parse_gguf, table.get("gguf"), where),
+        awq=_optional(_parse_awq, table.get("awq"), where),
+        pip=_optional(_parse_pip, table.get("pip"), where),
     )
     if not entry.formats:
         raise ConfigError(f"{where}: needs at least one of [gguf], [awq], [pip]")
     return entry
+
+
+def _optional(parse: Callable[[Any, str], T], table: Any, where: str) -> T | None:
+    """An optional sub-table (``[gguf]``, ``[awq]``, ``[pip]``): parsed when present."""
+    return None if table is None else parse(table, where)
 
 
 def _string(table: dict, key: str, where: str) -> str:

@@ -15,16 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from localchat.errors import CorruptModelFile, NotEnoughDisk
+from localchat.errors import NotEnoughDisk
 from localchat.hub.client import hub_endpoint, hub_errors, hub_token, with_retries
 from localchat.hub.download import FetchJob, existing_partial_bytes, fetch_verified
 from localchat.hub.layout import RepoCache, free_bytes_at
+from localchat.hub.listing import RemoteFile
 from localchat.hub.progress import format_bytes
-from localchat.hub.resolve import RemoteFile, ResolvedModel
+from localchat.hub.resolve import ResolvedModel
 from localchat.hub.tracker import ProgressTracker
 
 LOCK_POLL_S = 0.2
-GGUF_MAGIC = b"GGUF"
 
 
 def missing_bytes(resolved: ResolvedModel) -> int:
@@ -64,8 +64,6 @@ def fetch_model(resolved: ResolvedModel, tracker: ProgressTracker) -> tuple[Path
     else:
         paths = tuple(_fetch_file(repo, resolved, remote, tracker) for remote in resolved.files)
     repo.write_ref(resolved.revision, resolved.commit)
-    if resolved.format == "gguf":
-        _check_gguf_magic(paths[0])
     return paths
 
 
@@ -262,13 +260,3 @@ def _copy_all(source, dest, size_bytes: int) -> None:
             dest.write(chunk)
         return
     dest.seek(0, os.SEEK_END)
-
-
-def _check_gguf_magic(path: Path) -> None:
-    with path.open("rb") as handle:
-        magic = handle.read(4)
-    if magic != GGUF_MAGIC:
-        raise CorruptModelFile(
-            f"{path.name} is not a GGUF file (it starts with {magic!r})",
-            hint="the repo may not hold llama.cpp weights; remove it with `localchat rm`",
-        )

@@ -74,7 +74,6 @@ class Plan:
     n_cpu_moe: int = 0  # MoE expert split: experts of layers 0..n_cpu_moe-1 in RAM
     speed: Any = None  # planner.speed.SpeedPrediction: decode/prefill speeds and their source
     format: str = "gguf"  # "gguf" (llama.cpp) or "awq" (transformers + GPTQModel, planner.awq)
-    torch_device: str = "cpu"  # AWQ only: "cuda:N", "mps" or "cpu" (the whole model on it)
     rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
     device_layers: dict[str, str] = field(default_factory=dict)  # device -> what it holds
     network: Any = None  # planner.network.NetworkCost when RPC workers take part
