@@ -77,7 +77,7 @@ def _hub_ref(raw: str, rest: str, catalog: Catalog | None = None) -> ModelRef:
 
 def with_quant(ref: ModelRef, quant: str) -> ModelRef:
     """``ref`` asking for ``quant`` instead, checked as ``parse_model_ref`` checks it."""
-    checked = _checked_quant(quant)
+    checked: str | None = _checked_quant(quant)
     if ref.entry is not None and ref.kind == "catalog":
         checked = _known_quant(ref.entry, checked)
     return replace(ref, quant=checked)
@@ -114,8 +114,9 @@ def _checked_quant(quant: str) -> str:
 
 def _valid_repo_id(repo_id: str) -> bool:
     """huggingface_hub's own rules (96 characters, no ``..`` or ``--``, ...)."""
+    # huggingface_hub takes 0.2 s to import: only for a name that looks like owner/repo
     from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
 
     try:
         validate_repo_id(repo_id)

@@ -52,7 +52,7 @@ def parse_catalog(text: str, source: str = "models.toml") -> Catalog:
         raise ConfigError(f"{source}: no [models.<name>] tables")
     entries = {name: _parse_entry(name, table, source) for name, table in models.items()}
     default_model = data.get("default_model")
-    if default_model not in entries:
+    if not isinstance(default_model, str) or default_model not in entries:
         raise ConfigError(f"{source}: default_model {default_model!r} is not a catalog entry")
     fallback = data.get("offline_fallback")
     if fallback is not None and fallback not in entries:
@@ -89,14 +89,14 @@ def _optional(parse: Callable[[Any, str], T], table: Any, where: str) -> T | Non
     return None if table is None else parse(table, where)
 
 
-def _string(table: dict, key: str, where: str) -> str:
+def _string(table: dict[str, Any], key: str, where: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: field {key!r} must be a non-empty string")
     return value
 
 
-def _positive_int(table: dict, key: str, where: str, *, allow_zero: bool = False) -> int:
+def _positive_int(table: dict[str, Any], key: str, where: str, *, allow_zero: bool = False) -> int:
     value = table.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         raise ConfigError(f"{where}: field {key!r} must be a positive integer, got {value!r}")
@@ -178,7 +178,7 @@ def _parse_pip(table: Any, where: str) -> PipSource:
     )
 
 
-def _repo(table: dict, where: str) -> str:
+def _repo(table: dict[str, Any], where: str) -> str:
     repo = _string(table, "repo", where)
     if repo.count("/") != 1:
         raise ConfigError(f"{where}: repo {repo!r} must look like owner/name")

@@ -68,7 +68,7 @@ def _write_exact(text: str) -> None:
 
 def _print_summary(info: ModelInfo) -> None:
     chat_format = info.chat_format
-    sample = SAMPLE_CONVERSATION
+    sample: tuple[Message, ...] = SAMPLE_CONVERSATION
     if chat_format.name == "reflection":  # show the official system prompt it adds
         sample = sample[1:]
     spec = chat_format.prompt(sample)

@@ -64,8 +64,8 @@ class RetryPolicy:
         )
 
     def delay_s(self, failure_number: int) -> float:
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failure_number - 1))
-        return delay * (0.75 + random.random() / 2)
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, failure_number - 1))
+        return float(delay * (0.75 + random.random() / 2))
 
 
 class TransientError(Exception):

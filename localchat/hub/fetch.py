@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import urlsplit
 
 from localchat.errors import NotEnoughDisk
@@ -20,9 +21,9 @@ from localchat.hub.client import hub_endpoint, hub_errors, hub_token, with_retri
 from localchat.hub.download import FetchJob, existing_partial_bytes, fetch_verified
 from localchat.hub.layout import RepoCache, free_bytes_at
 from localchat.hub.listing import RemoteFile
-from localchat.hub.progress import format_bytes
 from localchat.hub.resolve import ResolvedModel
 from localchat.hub.tracker import ProgressTracker
+from localchat.units import format_bytes
 
 LOCK_POLL_S = 0.2
 
@@ -114,8 +115,9 @@ def _locate(
     resolved: ResolvedModel, remote: RemoteFile, tracker: ProgressTracker
 ) -> tuple[str, dict[str, str]]:
     """HEAD the resolve URL (auth, gating, redirect to the CDN); return where to GET."""
+    # huggingface_hub takes 0.2 s to import: only when a file is downloaded
     from huggingface_hub import get_hf_file_metadata, hf_hub_url
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import build_hf_headers  # type: ignore[attr-defined]
 
     url = hf_hub_url(
         resolved.repo_id, remote.path, revision=resolved.commit, endpoint=hub_endpoint()
@@ -135,7 +137,7 @@ def _locate(
     return location, headers
 
 
-def _retry_reporter(tracker: ProgressTracker):
+def _retry_reporter(tracker: ProgressTracker) -> Callable[[str, float], None]:
     def report(cause: str, delay_s: float) -> None:
         tracker.emit("retry", f"{cause}; retrying in {delay_s:.1f}s", force=True)
 
@@ -246,7 +248,7 @@ def _append_pieces(
                 source.unlink()  # identical pieces share one verified file: keep it for them
 
 
-def _copy_all(source, dest, size_bytes: int) -> None:
+def _copy_all(source: BinaryIO, dest: BinaryIO, size_bytes: int) -> None:
     offset = 0
     try:
         while offset < size_bytes:

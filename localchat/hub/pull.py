@@ -9,11 +9,12 @@ from pathlib import Path
 from localchat.hub.client import is_offline
 from localchat.hub.fetch import check_disk_space, fetch_model
 from localchat.hub.layout import RepoCache, cache_write_error
-from localchat.hub.progress import ProgressCallback, PullProgress, format_bytes
+from localchat.hub.progress import ProgressCallback, PullProgress
 from localchat.hub.resolve import HubSource, ResolvedModel, Select, resolve
 from localchat.hub.tracker import ProgressTracker
 from localchat.store import LocalModel
 from localchat.store.registry import PulledModel, pinned_commit, save_pulled
+from localchat.units import format_bytes
 
 CheckFiles = Callable[[tuple[Path, ...]], None]  # a format's check of downloaded files
 

@@ -40,7 +40,8 @@ class ArchFromConfig:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ArchFromConfig:
-        text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+        nested = config.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else config
         n_embd = int(text.get("hidden_size", 0))
         n_head = int(text.get("num_attention_heads", 1))
         return cls(
