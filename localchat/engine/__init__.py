@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from localchat.engine.base import Backend, LoadSettings
 from localchat.engine.interrupt import cancel_loads as cancel_loads  # re-exported
 from localchat.engine.registry import RetryLayers, format_named, registry
 from localchat.errors import ConfigError
-from localchat.planner.plan import Plan
+
+if TYPE_CHECKING:
+    from localchat.engine.base import Backend, LoadSettings
+    from localchat.planner.plan import Plan
 
 
 def settings_for_plan(

@@ -18,17 +18,18 @@ import importlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from localchat.catalog import CatalogEntry
-from localchat.engine.base import Backend, LoadSettings
 from localchat.errors import ConfigError, ModelNotFound
-from localchat.hardware.types import Hardware
-from localchat.hub import Listing, Selection
-from localchat.planner.plan import Plan, PlanRequest
-from localchat.store import FileGroup, LocalModel
+
+if TYPE_CHECKING:  # the seam's types; importing the registry must stay cheap (engine's __init__)
+    from localchat.catalog import CatalogEntry
+    from localchat.engine.base import Backend, LoadSettings
+    from localchat.hardware.types import Hardware
+    from localchat.hub import Listing, Selection
+    from localchat.planner.plan import Plan, PlanRequest
+    from localchat.store import FileGroup, LocalModel
 
 DEFAULT_PLUGINS = (
     "localchat.engine.gguf_format",  # GGUF on llama.cpp
@@ -39,7 +40,7 @@ ENTRY_POINT_GROUP = "localchat.plugins"
 
 ChooseQuant = Callable[[Mapping[str, int]], str]  # quant -> bytes: the quant to pull
 RetryLayers = Callable[[int], int | None]  # attempt (1..3) -> GPU layers to retry with
-BackendFactory = Callable[[Any, RetryLayers | None], Backend]
+BackendFactory: TypeAlias = "Callable[[Any, RetryLayers | None], Backend]"
 
 
 @dataclass(frozen=True)
@@ -141,6 +142,23 @@ class Registry:
             )
         return fmt
 
+    def formats_for_quant(self, quant: str | None) -> tuple[ModelFormat, ...]:
+        """The formats MODEL:QUANT may mean: those that own ``quant``, else all of them."""
+        owners = tuple(f for f in self.formats if quant is not None and f.owns_quant(quant))
+        return owners or self.formats
+
+    def local_model_at(self, path: Path) -> LocalModel:
+        """A file or folder as a model, by the first format that recognises it."""
+        if not _exists(path):
+            raise ModelNotFound(f"no such file: {path}", hint="check the path")
+        for fmt in self.formats:
+            model = fmt.local_model(path)
+            if model is not None:
+                return model
+        kind = "folder" if path.is_dir() else "file"
+        hints = ", ".join(fmt.files_hint for fmt in self.formats)
+        raise ModelNotFound(f"{path} is not a model {kind}", hint=f"give {hints}, or a model name")
+
     def backend_factory(self, settings: object) -> BackendFactory:
         target = self._backends.get(type(settings))
         if target is None:
@@ -164,6 +182,8 @@ def registry() -> Registry:
 
 def load_plugins(target: Registry, names: Sequence[str] = DEFAULT_PLUGINS) -> Registry:
     """Call each plugin's ``register(registry)``: ``names``, then the entry points."""
+    from importlib.metadata import entry_points  # 50 ms to import: only when plugins load
+
     for name in names:
         importlib.import_module(name).register(target)
     for point in entry_points(group=ENTRY_POINT_GROUP):
@@ -181,25 +201,11 @@ def format_named(name: str) -> ModelFormat:
 
 
 def formats_for_quant(quant: str | None) -> tuple[ModelFormat, ...]:
-    """The formats MODEL:QUANT may mean: the one that owns ``quant``, else all of them."""
-    formats = model_formats()
-    owners = tuple(fmt for fmt in formats if quant is not None and fmt.owns_quant(quant))
-    return owners or formats
+    return registry().formats_for_quant(quant)
 
 
 def local_model_at(path: Path) -> LocalModel:
-    """A file or folder as a model, by the first format that recognises it."""
-    if not _exists(path):
-        raise ModelNotFound(f"no such file: {path}", hint="check the path")
-    for fmt in model_formats():
-        model = fmt.local_model(path)
-        if model is not None:
-            return model
-    kind = "folder" if path.is_dir() else "file"
-    hints = [fmt.files_hint for fmt in model_formats()]
-    raise ModelNotFound(
-        f"{path} is not a model {kind}", hint=f"give {', '.join(hints)}, or a model name"
-    )
+    return registry().local_model_at(path)
 
 
 def _exists(path: Path) -> bool:
