@@ -76,6 +76,11 @@ class LoadedModel:
         return self.local.path if self.local is not None else None
 
     @property
+    def model_format(self) -> str | None:
+        """The model format's name ("gguf", "awq"); None when a server runs the model."""
+        return self.local.format if self.local is not None else None
+
+    @property
     def engine_label(self) -> str:
         """Where the model runs: "in-process llama.cpp", "localchat server http://...", ..."""
         described = self.backend.settings.describe()

@@ -16,7 +16,6 @@ from localchat.engine import cancel_loads as cancel_engine_loads
 from localchat.engine import open_backend
 from localchat.engine.registry import format_named
 from localchat.errors import AuthRequired, DownloadFailed, ModelNotFound
-from localchat.formats import resolve_format
 from localchat.hardware import Hardware, detect_hardware
 from localchat.hardware.rpc import with_workers
 from localchat.planner import PlanRequest, plan_reference
@@ -32,6 +31,7 @@ from localchat.services.resolve import (
     resolve_model,
     with_quant,
 )
+from localchat.services.show import describe
 from localchat.settings import load_settings
 from localchat.store import LocalModel, mark_used
 
@@ -123,13 +123,11 @@ def _offline_fallback() -> tuple[ModelRef, LocalModel] | None:
 
 def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedModel:
     """Check, plan, load and pick the chat format for files already on disk."""
-    fmt = format_named(local.format)
-    facts = fmt.describe(local)
-    chat_format = resolve_format(ref.entry, facts.metadata)
+    facts, chat_format = describe(ref, local)
     hardware = detect_hardware(include_build=True, capture_native_stderr=opts.capture_native_stderr)
     hardware = with_workers(hardware, opts.rpc, opts.link)
     request = PlanRequest(n_ctx=opts.n_ctx, n_threads=opts.n_threads)
-    plan = fmt.plan(local, hardware, request)
+    plan = format_named(local.format).plan(local, hardware, request)
     plan.raise_if_not_fits()
     _warn_beyond_training(opts, facts.n_ctx_train)
     backend = open_backend(plan, local.path, opts.settings_overrides)

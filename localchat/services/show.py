@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from localchat.catalog import CatalogEntry
-from localchat.engine.registry import format_named
+from localchat.engine.registry import ModelFacts, format_named
 from localchat.formats import ChatFormat, messages_from_openai, resolve_format
 from localchat.services.resolve import ModelRef, catalog, find_on_disk, resolve_model
 from localchat.store import LocalModel
@@ -51,10 +51,16 @@ def show_model(model: str | ModelRef | None = None) -> ModelInfo:
     if local is None:
         fmt = resolve_format(ref.entry, {})
         return ModelInfo(ref.display_name, ref, None, {}, fmt, note=_not_on_disk_note(ref.entry))
+    facts, chat_format = describe(ref, local)
+    return ModelInfo(ref.display_name, ref, local, facts.metadata, chat_format, facts.n_ctx_train)
+
+
+def describe(ref: ModelRef, local: LocalModel) -> tuple[ModelFacts, ChatFormat]:
+    """What the files say (checked as a load checks them) and the chat format that follows:
+    models.toml's, else the files' own template, else the family's (``formats.resolve``)."""
     facts = format_named(local.format).describe(local)
     entry = ref.entry or catalog().get(local.name)
-    chat_format = resolve_format(entry, facts.metadata)
-    return ModelInfo(ref.display_name, ref, local, facts.metadata, chat_format, facts.n_ctx_train)
+    return facts, resolve_format(entry, facts.metadata)
 
 
 def _not_on_disk_note(entry: CatalogEntry | None) -> str:
