@@ -107,7 +107,7 @@ def _checked_quant(quant: str) -> str:
     if not _QUANT_CHARS_RE.match(quant) or ".." in quant:
         raise ModelNotFound(
             f"{quant[:80]!r} is not a quant name",
-            hint="write MODEL:QUANT with a quant such as Q4_K_M (see `localchat catalog`)",
+            hint="write MODEL:QUANT with a quant such as Q4_K_M; `localchat catalog` lists them",
         )
     return quant
 

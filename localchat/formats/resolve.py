@@ -8,8 +8,8 @@ from dataclasses import replace
 from typing import Any
 
 from localchat.catalog import CatalogEntry
-from localchat.errors import ConfigError
-from localchat.formats.base import ChatFormat, FormatSource, TemplateRejected
+from localchat.errors import ConfigError, TemplateRejected
+from localchat.formats.base import ChatFormat, FormatSource
 from localchat.formats.builtin import (
     CHATML_END_ID,
     GEMMA_END_ID,
