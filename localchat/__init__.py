@@ -13,6 +13,7 @@ so ``localchat ask --help`` stays fast.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from localchat.errors import (
@@ -44,7 +45,7 @@ from localchat.types import GenerationStats, Message, SamplingParams
 if TYPE_CHECKING:
     from localchat.api import LoadedModel, OpenOptions, open_model
 
-_LAZY = {"open_model", "LoadedModel", "OpenOptions"}
+_LAZY = {"open_model", "LoadedModel", "OpenOptions"}  # localchat.api loads on first use
 
 __all__ = [
     "AuthRequired",
@@ -80,12 +81,10 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        from localchat import api
-
-        return getattr(api, name)
+    if name in _LAZY:  # the model stack loads on first use (PEP 562), not at import
+        return getattr(importlib.import_module("localchat.api"), name)
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import PackageNotFoundError, version  # 50 ms: only when asked
 
         try:
             return version("localchat")

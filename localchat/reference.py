@@ -24,6 +24,7 @@ RefKind = Literal["catalog", "hub", "path"]
 
 _HUB_PREFIXES = ("hf.co/", "huggingface.co/", "https://huggingface.co/", "https://hf.co/")
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$")
+_QUANT_CHARS_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,119}$")
 
 
 @dataclass(frozen=True)
@@ -76,31 +77,46 @@ def _hub_ref(raw: str, rest: str, catalog: Catalog | None = None) -> ModelRef:
 
 def with_quant(ref: ModelRef, quant: str) -> ModelRef:
     """``ref`` asking for ``quant`` instead, checked as ``parse_model_ref`` checks it."""
-    checked = _known_quant(ref.entry, quant) if ref.entry is not None else quant
+    checked: str | None = _checked_quant(quant)
+    if ref.entry is not None and ref.kind == "catalog":
+        checked = _known_quant(ref.entry, checked)
     return replace(ref, quant=checked)
 
 
 def _known_quant(entry: CatalogEntry, quant: str | None) -> str | None:
-    """``quant`` spelled as the catalog spells it; refused when the entry's quants are all
-    known (a pip-delivered model is exactly one file).  Hub repos are checked on the hub."""
-    if quant is None or entry.gguf is not None or entry.awq is not None or entry.pip is None:
-        return quant
-    if quant.upper() != entry.pip.quant.upper():
-        raise ModelNotFound(f"{entry.name} has no quant {quant}", hint=f"it has {entry.pip.quant}")
-    return entry.pip.quant
+    """``quant`` when the entry names it (in any case), else ``ModelNotFound`` naming the
+    quants it has: a catalog name means exactly the quants models.toml lists for it, for
+    every command alike.  (``owner/repo:QUANT`` is checked against the repo's files.)"""
+    if quant is None:
+        return None
+    names = entry.quant_names()
+    if all(name.upper() != quant.upper() for name in names):
+        raise ModelNotFound(f"{entry.name} has no quant {quant}", hint=f"it has {', '.join(names)}")
+    return quant
 
 
 def _split_quant(text: str) -> tuple[str, str | None]:
     if ":" in text:
         name, quant = text.rsplit(":", 1)
-        return name, (quant or None)
+        return name, _checked_quant(quant) if quant else None
     return text, None
+
+
+def _checked_quant(quant: str) -> str:
+    """A quant, or a file stem naming one (``owner/repo:Model-Q4_K_M``), never a path."""
+    if not _QUANT_CHARS_RE.match(quant) or ".." in quant:
+        raise ModelNotFound(
+            f"{quant[:80]!r} is not a quant name",
+            hint="write MODEL:QUANT with a quant such as Q4_K_M; `localchat catalog` lists them",
+        )
+    return quant
 
 
 def _valid_repo_id(repo_id: str) -> bool:
     """huggingface_hub's own rules (96 characters, no ``..`` or ``--``, ...)."""
+    # huggingface_hub takes 0.2 s to import: only for a name that looks like owner/repo
     from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    from huggingface_hub.utils import validate_repo_id  # type: ignore[attr-defined]
 
     try:
         validate_repo_id(repo_id)

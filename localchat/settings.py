@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from localchat.errors import ConfigError
+from localchat.hardware.rpc import parse_endpoints
 from localchat.jsonfile import write_text_atomic
+from localchat.paths import settings_file
 from localchat.types import TEMPERATURE_MAX, TOP_P_MAX, SamplingParams
 
 DEFAULT_THEME = "textual-dark"
@@ -59,8 +61,6 @@ class Settings:
                 f"top_p {self.top_p} is out of range", hint=f"use a value in (0, {TOP_P_MAX:g}]"
             )
         if self.rpc:
-            from localchat.hardware.rpc import parse_endpoints
-
             parse_endpoints(self.rpc)  # ConfigError naming a malformed endpoint
         for name in ("max_tokens", "context_size", "threads"):
             value = getattr(self, name)
@@ -121,7 +121,9 @@ def settings_from_dict(data: dict[str, Any], *, source: str = "settings") -> Set
         ):
             wanted = " or ".join(t.__name__ for t in wanted_types)
             raise ConfigError(f"{source}: {key} must be {wanted}, not {value!r}")
-        known[key] = float(value) if _TYPES[key][0] is float else value
+        known[key] = (
+            float(value) if isinstance(value, int | float) and _TYPES[key][0] is float else value
+        )
     try:
         return Settings(**known, extra=extra).validate()
     except ConfigError as exc:
@@ -149,6 +151,4 @@ def dumps_toml(data: dict[str, Any]) -> str:
 
 
 def _default_path() -> Path:
-    from localchat.paths import settings_file
-
     return settings_file()

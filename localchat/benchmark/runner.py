@@ -17,12 +17,17 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from localchat.errors import ConfigError, EngineError
+from localchat.gguf import read_gguf
+from localchat.hardware.types import Hardware
+from localchat.planner.calibration import llama_cpp_version
+from localchat.planner.plan import Plan
 from localchat.planner.speed import SpeedTerms
+from localchat.planner.speed_calibration import device_key, model_key, record_bench
 
 Progress = Callable[[str], None]
 
@@ -132,64 +137,40 @@ def depth_for(n_ctx: int, request: BenchRequest) -> int:
     return max(min(wanted, room), 0)
 
 
-def run_bench(request: BenchRequest, progress: Progress | None = None) -> BenchResult:
-    """Plan, load and time MODEL; store the result unless ``request.store`` is False."""
-    from localchat.api import OpenOptions, locate, resolve_ref
-    from localchat.engine import open_backend
-    from localchat.gguf import validate_gguf
-    from localchat.hardware import detect_hardware
-    from localchat.hardware.rpc import with_workers
-    from localchat.planner import PlanRequest, plan_for_file
-    from localchat.planner.calibration import llama_cpp_version
-    from localchat.planner.speed_calibration import device_key
-    from localchat.settings import load_settings
-
-    _check(request)
-    say = progress or (lambda _text: None)
-    ref, _ = resolve_ref(request.model)
-    local, ref = locate(ref, OpenOptions(allow_download=False))
-    for path in local.files:
-        validate_gguf(path)
-    user = load_settings()
-    rpc = request.rpc if request.rpc is not None else user.rpc
-    hardware = with_workers(detect_hardware(include_build=True), rpc, request.link)
-    threads = request.n_threads if request.n_threads is not None else user.threads
-    plan_request = PlanRequest(
-        n_ctx=request.n_ctx, n_gpu_layers=request.n_gpu_layers, n_threads=threads
-    )
-    before = plan_for_file(local.path, hardware, request=plan_request)
-    before.raise_if_not_fits()
-    depth = depth_for(before.n_ctx, request)
-    modelled = plan_for_file(
-        local.path, hardware, request=replace(plan_request, calibrate_speed=False)
-    )
-    say(f"loading {local.path.name} ({before.n_gpu_layers} GPU layers, {before.n_threads} threads)")
-    backend = open_backend(before, local.path)
-    try:
-        if not hasattr(backend, "time_prompt"):
-            raise EngineError(f"{ref.display_name}: its backend cannot be benchmarked")
-        tests = _run_tests(backend, request, depth, say)
-        settings = _settings_of(backend.settings)
-    finally:
-        backend.close()
-    measured = fit_terms(tests, modelled.speed.terms)
+def measure(
+    backend: Any,
+    *,
+    model: str,
+    path: Path,
+    before: Plan,
+    modelled: SpeedTerms,
+    request: BenchRequest,
+    hardware: Hardware,
+    say: Progress,
+) -> BenchResult:
+    """Time ``backend`` (loaded as ``before`` planned it) and fit the planner's speed terms
+    (``modelled``: the uncalibrated ones); store the result unless ``request.store`` is
+    False."""
+    if not hasattr(backend, "time_prompt"):
+        raise EngineError(f"{model}: its backend cannot be benchmarked")
+    tests = _run_tests(backend, request, depth_for(before.n_ctx, request), say)
     result = BenchResult(
-        model=ref.display_name,
-        file=str(local.path),
-        settings=settings,
+        model=model,
+        file=str(path),
+        settings=_settings_of(backend.settings),
         device=device_key(hardware),
         llama_cpp_version=llama_cpp_version(),
         tests=tests,
-        measured=measured,
-        modelled=modelled.speed.terms,
+        measured=fit_terms(tests, modelled),
+        modelled=modelled,
         predicted_before=_predicted(before, request),
     )
     if request.store and not hardware.remotes:  # workers' speed is not this machine's
-        _store(result, local.path)
+        _store(result, path)
     return result
 
 
-def _check(request: BenchRequest) -> None:
+def check_request(request: BenchRequest) -> None:
     for name in ("n_prompt", "n_gen", "repetitions"):
         if getattr(request, name) < 1:
             raise ConfigError(f"{name} must be at least 1")
@@ -261,9 +242,6 @@ def _predicted(plan: Any, request: BenchRequest) -> dict[str, Any]:
 
 
 def _store(result: BenchResult, path: Path) -> None:
-    from localchat.gguf import read_gguf
-    from localchat.planner.speed_calibration import model_key, record_bench
-
     record_bench(
         model=model_key(read_gguf(path)),
         llama_version=result.llama_cpp_version,

@@ -7,6 +7,8 @@ the repository root in a source checkout) and validates every entry, raising
 
 from localchat.catalog.loader import default_catalog_path, load_catalog, parse_catalog
 from localchat.catalog.schema import (
+    AWQ_QUANT,
+    MODEL_FILE_TEMPLATE,
     ArchNumbers,
     AwqSource,
     Catalog,
@@ -17,6 +19,8 @@ from localchat.catalog.schema import (
 )
 
 __all__ = [
+    "AWQ_QUANT",
+    "MODEL_FILE_TEMPLATE",
     "ArchNumbers",
     "AwqSource",
     "Catalog",

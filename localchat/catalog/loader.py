@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Callable
 from dataclasses import fields
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from localchat.catalog.schema import (
     ArchNumbers,
@@ -19,6 +20,8 @@ from localchat.catalog.schema import (
     QuantFiles,
 )
 from localchat.errors import ConfigError
+
+T = TypeVar("T")
 
 
 def default_catalog_path() -> Path:
@@ -49,7 +52,7 @@ def parse_catalog(text: str, source: str = "models.toml") -> Catalog:
         raise ConfigError(f"{source}: no [models.<name>] tables")
     entries = {name: _parse_entry(name, table, source) for name, table in models.items()}
     default_model = data.get("default_model")
-    if default_model not in entries:
+    if not isinstance(default_model, str) or default_model not in entries:
         raise ConfigError(f"{source}: default_model {default_model!r} is not a catalog entry")
     fallback = data.get("offline_fallback")
     if fallback is not None and fallback not in entries:
@@ -72,23 +75,28 @@ def _parse_entry(name: str, table: Any, source: str) -> CatalogEntry:
         arch=_parse_arch(table["arch"], where),
         sampling=_parse_sampling(table.get("sampling", {}), where),
         notes=str(table.get("notes", "")),
-        gguf=_parse_gguf(table["gguf"], where) if "gguf" in table else None,
-        awq=_parse_awq(table["awq"], where) if "awq" in table else None,
-        pip=_parse_pip(table["pip"], where) if "pip" in table else None,
+        gguf=_optional(_parse_gguf, table.get("gguf"), where),
+        awq=_optional(_parse_awq, table.get("awq"), where),
+        pip=_optional(_parse_pip, table.get("pip"), where),
     )
     if not entry.formats:
         raise ConfigError(f"{where}: needs at least one of [gguf], [awq], [pip]")
     return entry
 
 
-def _string(table: dict, key: str, where: str) -> str:
+def _optional(parse: Callable[[Any, str], T], table: Any, where: str) -> T | None:
+    """An optional sub-table (``[gguf]``, ``[awq]``, ``[pip]``): parsed when present."""
+    return None if table is None else parse(table, where)
+
+
+def _string(table: dict[str, Any], key: str, where: str) -> str:
     value = table.get(key)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{where}: field {key!r} must be a non-empty string")
     return value
 
 
-def _positive_int(table: dict, key: str, where: str, *, allow_zero: bool = False) -> int:
+def _positive_int(table: dict[str, Any], key: str, where: str, *, allow_zero: bool = False) -> int:
     value = table.get(key)
     if not isinstance(value, int) or isinstance(value, bool) or value < (0 if allow_zero else 1):
         raise ConfigError(f"{where}: field {key!r} must be a positive integer, got {value!r}")
@@ -170,7 +178,7 @@ def _parse_pip(table: Any, where: str) -> PipSource:
     )
 
 
-def _repo(table: dict, where: str) -> str:
+def _repo(table: dict[str, Any], where: str) -> str:
     repo = _string(table, "repo", where)
     if repo.count("/") != 1:
         raise ConfigError(f"{where}: repo {repo!r} must look like owner/name")

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# ``chat_format`` in models.toml that means: the chat template embedded in the model file.
+MODEL_FILE_TEMPLATE = "gguf"
+# The quant name ``MODEL:AWQ`` that asks for an entry's ``[awq]`` checkpoint.
+AWQ_QUANT = "AWQ"
+
 
 @dataclass(frozen=True)
 class ArchNumbers:
@@ -80,6 +85,18 @@ class CatalogEntry:
     gguf: GgufSource | None = None
     awq: AwqSource | None = None
     pip: PipSource | None = None
+
+    @property
+    def uses_file_template(self) -> bool:
+        """The chat format comes from the model file's own template (``chat_format = "gguf"``)."""
+        return self.chat_format == MODEL_FILE_TEMPLATE
+
+    def quant_names(self) -> tuple[str, ...]:
+        """Every quant this entry names: its GGUF quants, ``AWQ``, the pip package's."""
+        names = list(self.gguf.quants) if self.gguf is not None else []
+        names += [AWQ_QUANT] if self.awq is not None else []
+        names += [self.pip.quant] if self.pip is not None and self.pip.quant not in names else []
+        return tuple(names)
 
     @property
     def formats(self) -> list[str]:

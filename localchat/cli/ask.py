@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from localchat.cli.ask_run import AskRequest, run_ask
 from localchat.cli.options import (
     FiniteFloatRange,
     clean_text,
@@ -73,8 +74,6 @@ def ask(
     local: bool,
 ) -> None:
     """Answer PROMPT (and/or text on stdin) with a local model, streamed to stdout."""
-    from localchat.cli.ask_run import AskRequest, run_ask
-
     text = read_prompt(prompt, sys.stdin.buffer if sys.stdin is not None else None)
     request = AskRequest(
         prompt=text,

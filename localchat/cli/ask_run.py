@@ -5,11 +5,20 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from localchat.api import LoadedModel, open_model
+from localchat import services
 from localchat.errors import Interrupted
 from localchat.types import GenerationStats, Message, SamplingParams
+
+if TYPE_CHECKING:
+    from localchat.services import (
+        HistoryStore,
+        LoadedModel,
+        ReplyParser,
+        ReplyPart,
+        ReplyRecorder,
+    )
 
 
 @dataclass
@@ -32,19 +41,15 @@ class AskRequest:
 
 
 def run_ask(request: AskRequest) -> None:
-    from localchat.engine.logs import ROUTER
-    from localchat.history import HistoryStore
-    from localchat.hub.progress import StderrProgress
-
-    ROUTER.echo_to_stderr = request.verbose
-    with HistoryStore() as history:
+    services.echo_engine_log(request.verbose)
+    with services.HistoryStore() as history:
         previous, conversation_id = _conversation(history, request)
-        model = open_model(
+        model = services.open_model(
             request.model or previous.get("model"),
             n_ctx=request.n_ctx,
             n_threads=request.n_threads,
             allow_download=request.allow_download,
-            progress=StderrProgress(),
+            progress=services.StderrProgress(),
             rpc=request.rpc,
             link=request.link,
             engine=request.engine,
@@ -98,7 +103,9 @@ def _note_cut_short(model: LoadedModel, sampling: SamplingParams) -> None:
         )
 
 
-def _forget_turn(history: Any, conversation_id: int, user_message_id: int, *, whole: bool) -> None:
+def _forget_turn(
+    history: HistoryStore, conversation_id: int, user_message_id: int, *, whole: bool
+) -> None:
     """A failed ask leaves no trace: ``ask -c`` must not send it again."""
     if whole:
         history.delete(conversation_id)
@@ -106,7 +113,7 @@ def _forget_turn(history: Any, conversation_id: int, user_message_id: int, *, wh
         history.delete_messages_from(conversation_id, user_message_id)
 
 
-def _conversation(history: Any, request: AskRequest) -> tuple[dict[str, Any], int | None]:
+def _conversation(history: HistoryStore, request: AskRequest) -> tuple[dict[str, Any], int | None]:
     """With -c: the last conversation's model and messages, and its id."""
     if not request.continue_last:
         return {}, None
@@ -137,7 +144,7 @@ def _generate(
     messages: list[Message],
     sampling: SamplingParams,
     request: AskRequest,
-    recorder: Any,
+    recorder: ReplyRecorder,
 ) -> str:
     """Stream to stdout (unless --json); Ctrl-C keeps what was printed and exits 130."""
     parser = None if request.show_thinking else model.reply_parser()
@@ -167,14 +174,12 @@ def _generate(
     return recorder.text
 
 
-def _visible(parser: Any, piece: str) -> str:
+def _visible(parser: ReplyParser | None, piece: str) -> str:
     return piece if parser is None else _visible_parts(parser.feed(piece))
 
 
-def _visible_parts(parts: list[Any]) -> str:
-    from localchat.formats import visible_text
-
-    return visible_text(parts)
+def _visible_parts(parts: list[ReplyPart]) -> str:
+    return services.visible_text(parts)
 
 
 class _TidyWriter:
@@ -233,10 +238,8 @@ def _print_json(model: LoadedModel, text: str) -> None:
         **_stats_dict(model.last_stats),
     }
     if model.reply_parser() is not None:
-        from localchat.formats import split_reply, visible_text
-
-        parts = split_reply(text)
-        payload["text"] = visible_text(parts)
+        parts = services.split_reply(text)
+        payload["text"] = services.visible_text(parts)
         payload["raw_text"] = text
         payload["parts"] = [{"kind": part.kind, "text": part.text} for part in parts]
     json.dump(payload, sys.stdout, ensure_ascii=False)

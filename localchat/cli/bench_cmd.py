@@ -7,10 +7,15 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from localchat import services
 from localchat.cli.options import link_option, rpc_option, threads_option
+
+if TYPE_CHECKING:
+    from localchat.services import BenchResult
 
 BENCH_EPILOG = """
 \b
@@ -79,11 +84,8 @@ def bench(
     link: str | None,
 ) -> None:
     """Measure prompt processing (pp) and generation (tg) tok/s of MODEL as localchat runs it."""
-    from localchat.benchmark import BenchRequest, run_bench
-    from localchat.engine.logs import ROUTER
-
-    ROUTER.echo_to_stderr = verbose
-    request = BenchRequest(
+    services.echo_engine_log(verbose)
+    request = services.BenchRequest(
         model=model,
         n_prompt=n_prompt,
         n_gen=n_gen,
@@ -98,7 +100,7 @@ def bench(
     )
     line = _ProgressLine()
     try:
-        result = run_bench(request, progress=line.show)
+        result = services.run_bench(request, progress=line.show)
     finally:
         line.clear()
     if as_json:
@@ -128,7 +130,7 @@ class _ProgressLine:
             sys.stderr.flush()
 
 
-def format_result(result) -> list[str]:
+def format_result(result: BenchResult) -> list[str]:
     s = result.settings
     lines = [
         f"{result.model}: context {s['n_ctx']} · {s['n_gpu_layers']} GPU layers · threads "

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from localchat.catalog import CatalogEntry, load_catalog
+from localchat import services
 from localchat.units import format_bytes as human_bytes
+
+if TYPE_CHECKING:
+    from localchat.services import CatalogEntry
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def catalog(as_json: bool) -> None:
     """List the catalog: name, family, formats, quants with sizes, notes."""
-    entries = list(load_catalog().entries.values())
+    entries = services.catalog_entries()
     if as_json:
         click.echo(json.dumps([_entry_json(e) for e in entries], indent=2, ensure_ascii=False))
         return
@@ -22,7 +26,7 @@ def catalog(as_json: bool) -> None:
         click.echo(_entry_text(entry))
 
 
-def _entry_json(entry: CatalogEntry) -> dict:
+def _entry_json(entry: CatalogEntry) -> dict[str, Any]:
     return {
         "name": entry.name,
         "family": entry.family,

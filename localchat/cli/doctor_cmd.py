@@ -6,6 +6,8 @@ import sys
 
 import click
 
+from localchat import services
+
 
 @click.command()
 def doctor() -> None:
@@ -13,9 +15,7 @@ def doctor() -> None:
 
     Exits 0 when all is well, 1 when a problem was found.
     """
-    from localchat.hardware.doctor import gather_facts, run_checks
-
-    results = run_checks(gather_facts())
+    results = services.run_doctor()
     for result in results:
         click.echo(result.line())
     problems = sum(1 for result in results if not result.ok)

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
 
-from localchat.hardware.types import AmxStatus, CpuInfo, GpuInfo, Hardware, LlamaBuildInfo
+from localchat import services
+
+if TYPE_CHECKING:
+    from localchat.services import AmxStatus, CpuInfo, GpuInfo, Hardware, LlamaBuildInfo
 
 GIB = 1024**3
 
@@ -65,15 +69,12 @@ def gpu_lines(hardware: Hardware) -> list[str]:
 def build_lines(build: LlamaBuildInfo | None) -> list[str]:
     if build is None:
         return ["llama.cpp  not inspected"]
-    from localchat.hardware.llama_build import ISA_FLAG_FOR_FEATURE, looks_native
-
-    isa = [feature for feature in build.cpu_features if feature in ISA_FLAG_FOR_FEATURE]
-    kind = "native/tuned" if looks_native(build.cpu_features) else "portable"
+    code = services.build_code(build)
     lines = [
         f"llama.cpp  llama-cpp-python {build.version}, GPU offload: "
         f"{'yes' if build.supports_gpu_offload else 'no'}, RPC workers: "
         f"{'yes' if build.supports_rpc else 'no (see `localchat doctor` to rebuild)'}",
-        f"           CPU code: {' '.join(isa) or 'n/a'} ({kind})",
+        f"           CPU code: {' '.join(code.isa) or 'n/a'} ({code.kind})",
     ]
     for device in build.device_memory:
         lines.append(
@@ -106,11 +107,8 @@ def hardware_text(hardware: Hardware) -> str:
 @click.option("--measure", is_flag=True, help="Measure CPU memory bandwidth (cached per CPU).")
 def hw(as_json: bool, include_build: bool, measure: bool) -> None:
     """Show CPU, RAM, GPUs and what the installed llama.cpp build can use."""
-    from localchat.hardware import detect_hardware
-    from localchat.hardware.serialize import hardware_to_dict
-
-    hardware = detect_hardware(include_build=include_build, measure_bandwidth=measure)
+    hardware = services.detect_hardware(include_build=include_build, measure_bandwidth=measure)
     if as_json:
-        click.echo(json.dumps(hardware_to_dict(hardware), indent=2))
+        click.echo(json.dumps(services.hardware_json(hardware), indent=2))
     else:
         click.echo(hardware_text(hardware))

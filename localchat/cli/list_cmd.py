@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import click
+
+from localchat import services
+from localchat.units import format_bytes
 
 
 @click.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def list_models(as_json: bool) -> None:
     """List models on disk: pulled ones, the pip-delivered offline model, and local files run."""
-    import json
-
-    from localchat.store.inventory import list_installed
-
-    models = list_installed()
+    models = services.installed_models()
     if as_json:
         click.echo(json.dumps([m.to_json() for m in models], indent=2))
         return
@@ -26,7 +28,7 @@ def list_models(as_json: bool) -> None:
             m.name,
             m.quant or "-",
             m.format,
-            _size(m.size_bytes),
+            format_bytes(m.size_bytes),
             _when(m.last_used),
             m.source,
         )
@@ -39,17 +41,9 @@ def list_models(as_json: bool) -> None:
         )
 
 
-def _size(size_bytes: int) -> str:
-    from localchat.units import format_bytes as human_bytes
-
-    return human_bytes(size_bytes)
-
-
 def _when(timestamp: float | None) -> str:
     if not timestamp:
         return "never"
-    import time
-
     age_s = time.time() - timestamp
     for unit_s, unit in ((86400, "d"), (3600, "h"), (60, "min")):
         if age_s >= unit_s:

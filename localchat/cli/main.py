@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import os
 import sys
 from typing import NoReturn
 
 import click
 
+from localchat import services
 from localchat.cli.options import engine_option, local_option
+from localchat.errorlog import one_line, write_traceback
 from localchat.errors import ExitCode, LocalchatError
+from localchat.tui import run_app
 
 # name -> "module:function"; each module defines one click command.
 COMMANDS: dict[str, str] = {
@@ -77,7 +81,8 @@ class LazyGroup(click.Group):
         if target is None:
             return None
         module_name, attr = target.split(":")
-        return getattr(importlib.import_module(module_name), attr)
+        command: click.Command = getattr(importlib.import_module(module_name), attr)
+        return command
 
     def invoke(self, ctx: click.Context) -> object:
         """Catch a closed stdout here: Click's own handler would exit 1."""
@@ -101,16 +106,12 @@ def cli(ctx: click.Context, model: str | None, engine: str | None, local: bool) 
     on stdout; `localchat plan MODEL` shows what fits this machine.
     """
     if ctx.invoked_subcommand is None:
-        from localchat.tui import run_app
-
         run_app(model=model, engine=engine, local=local)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI and map localchat errors to one line and an exit code."""
-    from localchat.engine.rpc import set_fatal_handler
-
-    set_fatal_handler(fail_now)
+    services.set_fatal_handler(fail_now)
     try:
         result = cli.main(args=argv, prog_name="localchat", standalone_mode=False)
         if isinstance(result, int):  # ctx.exit(n) is returned, not raised, in this mode
@@ -148,8 +149,6 @@ def fail(exc: LocalchatError) -> None:
 def fail_now(exc: LocalchatError) -> NoReturn:
     """``fail`` for an error inside native code (an RPC worker lost mid-generation), which
     cannot unwind to ``main``: the same line and exit code, and the process ends now."""
-    import os
-
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
     # the real stderr: native calls run with sys.stderr pointed at the llama log
@@ -170,8 +169,6 @@ def _report_internal_error(exc: Exception) -> None:
     """The last resort: one line on stderr, the traceback to a log file when one can be
     written (the same log the app writes).  It must never raise, whatever state
     LOCALCHAT_HOME is in."""
-    from localchat.errorlog import one_line, write_traceback  # stdlib only; never raises
-
     where = write_traceback(exc)
     detail = f"details in {where}" if where else "no log written"
     with contextlib.suppress(Exception):  # stderr itself may be gone; the exit code says it
@@ -184,8 +181,6 @@ def _silence_broken_pipe() -> None:
 
     Point fd 1 at /dev/null so that the interpreter's final flush cannot fail too.
     """
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

@@ -8,11 +8,15 @@ catalog's recorded figures offline), and for hardware you don't have
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
+from localchat import services
 from localchat.cli.options import link_option, rpc_option, threads_option
+
+if TYPE_CHECKING:
+    from localchat.services import Plan
 
 GIB = 1 << 30
 
@@ -108,12 +112,9 @@ def plan(
     link: str | None,
 ) -> None:
     """Show what fits this machine (or a what-if one) for MODEL, and why."""
-    from localchat.catalog import load_catalog
-    from localchat.planner import PlanRequest, plan_reference
-    from localchat.reference import parse_model_ref
-
-    hardware = _with_remotes(_hardware(vram, ram, apple, cpu_only), remote, rpc, link)
-    request = PlanRequest(
+    what_if = services.WhatIf(vram, ram, apple, cpu_only, remote, rpc, link)
+    hardware = services.plan_hardware(what_if)
+    request = services.PlanRequest(
         n_ctx=n_ctx,
         quant=quant,
         type_k=type_k.lower(),
@@ -123,10 +124,9 @@ def plan(
         n_parallel=n_parallel,
         n_cpu_moe=n_cpu_moe,
         n_prompt=n_prompt,
-        n_threads=n_threads if n_threads is not None else _settings_threads(),
+        n_threads=n_threads if n_threads is not None else services.settings_threads(),
     )
-    ref = parse_model_ref(model, load_catalog())
-    result = plan_reference(ref, hardware, request, offline=offline)
+    result = services.plan_model(model, hardware, request, offline=offline)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -134,58 +134,11 @@ def plan(
     result.raise_if_not_fits(suggest_plan=False)
 
 
-def _hardware(vram: tuple[str, ...], ram: str | None, apple: str | None, cpu_only: bool) -> Any:
-    from localchat.planner.profiles import what_if_hardware
-
-    if vram or apple:
-        return what_if_hardware(None, vram=vram, ram=ram, apple=apple, cpu_only=cpu_only)
-    from localchat.hardware import detect_hardware
-
-    base = detect_hardware()
-    if ram or cpu_only:
-        return what_if_hardware(base, ram=ram, cpu_only=cpu_only)
-    return base
-
-
-def _with_remotes(hardware: Any, remote: tuple[str, ...], rpc: str | None, link: str | None) -> Any:
-    """Add what-if workers (``--remote 24GiB``) and real ones (``--rpc``, probed)."""
-    import dataclasses
-
-    from localchat.hardware.rpc import (
-        DEFAULT_LINK_BYTES_PER_S,
-        parse_link,
-        what_if_remote,
-        with_workers,
-    )
-    from localchat.planner.profiles import parse_size, what_if_gpu
-
-    if rpc is None:
-        from localchat.settings import load_settings
-
-        rpc = load_settings().rpc
-    link_bytes_per_s = parse_link(link) if link else DEFAULT_LINK_BYTES_PER_S
-    what_ifs = []
-    for size in remote:
-        size_bytes = parse_size(size)
-        bandwidth = what_if_gpu(0, size_bytes).bandwidth_bytes_per_s  # a GPU that size
-        device = what_if_remote(size_bytes, link_bytes_per_s)
-        what_ifs.append(dataclasses.replace(device, bandwidth_bytes_per_s=bandwidth))
-    hardware = with_workers(hardware, rpc, link)
-    return dataclasses.replace(hardware, remotes=hardware.remotes + tuple(what_ifs))
-
-
-def _settings_threads() -> int | None:
-    """``threads`` from settings.toml, as ``ask`` would use it."""
-    from localchat.settings import load_settings
-
-    return load_settings().threads
-
-
 def _gib(n_bytes: int | None) -> str:
     return "-" if n_bytes is None else f"{n_bytes / GIB:.2f}"
 
 
-def format_plan(plan: Any) -> list[str]:
+def format_plan(plan: Plan) -> list[str]:
     """The human-readable plan: a summary line, a per-device table, the reasons."""
     layers = f"{plan.gpu_layers_text} layers on GPU"
     status = "" if plan.fits else "  (DOES NOT FIT)"
@@ -212,7 +165,7 @@ def format_plan(plan: Any) -> list[str]:
     return lines
 
 
-def _quant_table(plan: Any) -> list[str]:
+def _quant_table(plan: Plan) -> list[str]:
     """Every quant considered: size, placement, speed and expected quality loss; * = chosen."""
     if plan.quality is None and not plan.alternatives:
         return []  # AWQ, or no quality figures: the reasons say it all
@@ -265,7 +218,7 @@ def _quality_text(row: dict[str, Any]) -> str:
     return f"{approx}+{pct:.{2 if pct < 1 else 1}f} % ppl, KLD {quality['kld']:.4f}"
 
 
-def _speed_lines(plan: Any) -> list[str]:
+def _speed_lines(plan: Plan) -> list[str]:
     speed = plan.speed
     if speed is None:
         return []

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import click
 
+from localchat import services
+from localchat.errors import Interrupted
+from localchat.units import format_bytes
+
 
 @click.command()
 @click.argument("model")
@@ -20,22 +24,15 @@ def pull(model: str, update: bool, quiet: bool) -> None:
     resumes where it stopped.  Without :QUANT the planner picks the best quant for
     this machine.  Prints the path of the model file on stdout.
     """
-    from localchat.catalog import load_catalog
-    from localchat.errors import Interrupted
-    from localchat.hub import StderrProgress
-    from localchat.hub import pull as pull_model
-    from localchat.hub.progress import format_bytes
-    from localchat.reference import parse_model_ref
-
-    ref = parse_model_ref(model, load_catalog())
-    progress = None if quiet else StderrProgress()
+    ref, _ = services.resolve_model(model)
+    progress = None if quiet else services.StderrProgress()
     try:
-        local = pull_model(ref, progress=progress, update=update)
+        local = services.pull_model(ref, progress=progress, update=update)
     except KeyboardInterrupt:
         raise Interrupted(
             f"pull of {ref.display_name} interrupted",
             hint=f"partial files were kept; run `localchat pull {model}` to resume",
         ) from None
-    if not quiet and local.extra.get("source") != "hub":
+    if not quiet and local.source != "hub":
         click.echo(f"{local.name}: on disk ({format_bytes(local.size_bytes)})", err=True)
     click.echo(str(local.path))

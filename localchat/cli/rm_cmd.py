@@ -6,7 +6,9 @@ import sys
 
 import click
 
-from localchat.errors import LocalchatError, ModelNotFound
+from localchat import services
+from localchat.errors import LocalchatError
+from localchat.units import format_bytes
 
 
 @click.command()
@@ -18,54 +20,24 @@ def rm(model: str, yes: bool) -> None:
     Blobs another snapshot still uses are kept.  Local files you ran by path are
     only dropped from `localchat list`, never deleted.
     """
-    from localchat.catalog import load_catalog
-    from localchat.reference import parse_model_ref
-    from localchat.store.inventory import list_installed, remove_installed
-    from localchat.units import format_bytes as human_bytes
-
-    ref = parse_model_ref(model, load_catalog())
-    targets = [m for m in list_installed() if _matches(m, ref)]
-    if not targets:
-        raise ModelNotFound(f"{ref.display_name} is not on disk", hint="see `localchat list`")
-    if all(m.source == "pip" for m in targets):
-        package = ref.entry.pip.package if ref.entry and ref.entry.pip else "its package"
-        raise LocalchatError(
-            f"{ref.display_name} came with a pip package",
-            hint=f"remove it with `pip uninstall {package}`",
-        )
-    targets = [m for m in targets if m.source != "pip"]
-    total = sum(m.size_bytes for m in targets if m.source != "path")
-    for m in targets:
+    removal = services.removal_for(model)
+    for m in removal.models:
         click.echo(
-            f"{m.name}:{m.quant or m.format}  {human_bytes(m.size_bytes)}  {m.path}", err=True
+            f"{m.name}:{m.quant or m.format}  {format_bytes(m.size_bytes)}  {m.path}", err=True
         )
-    if not yes and any(m.source != "path" for m in targets):
-        _confirm(f"remove {len(targets)} model(s), freeing {human_bytes(total)}?", ref.display_name)
-    freed = sum(remove_installed(m) for m in targets)
-    if all(m.source == "path" for m in targets):
+    if not yes and not removal.forgets_only:
+        question = (
+            f"remove {len(removal.models)} model(s), freeing {format_bytes(removal.size_bytes)}?"
+        )
+        _confirm(question, removal.label)
+    freed = services.remove_models(removal)
+    if removal.forgets_only:
         click.echo(
-            f"forgot {ref.display_name}: it is no longer listed; the file itself was left alone",
+            f"forgot {removal.label}: it is no longer listed; the file itself was left alone",
             err=True,
         )
         return
-    click.echo(f"removed {ref.display_name}: freed {human_bytes(freed)}", err=True)
-
-
-def _matches(model, ref) -> bool:
-    if ref.kind == "path":
-        return (
-            model.source == "path"
-            and ref.path is not None
-            and (str(ref.path.expanduser().resolve()) == model.path)
-        )
-    if ref.quant and (model.quant or model.format).upper() != ref.quant.upper():
-        return False
-    if ref.entry is not None and model.source == "pip":
-        return model.name == ref.entry.name
-    from localchat.store.cache import wanted_repos
-
-    repos = {r.lower() for r in wanted_repos(ref)}
-    return model.repo_id is not None and model.repo_id.lower() in repos
+    click.echo(f"removed {removal.label}: freed {format_bytes(freed)}", err=True)
 
 
 def _confirm(question: str, name: str) -> None:

@@ -5,29 +5,23 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import IO, TYPE_CHECKING
 
 import click
 
+from localchat import services
+from localchat.errors import ConfigError
+from localchat.types import Message
+
+if TYPE_CHECKING:
+    from localchat.services import ModelInfo
+
 SAMPLE_CONVERSATION = (
-    ("system", "You are a helpful assistant."),
-    ("user", "What is the capital of France?"),
-    ("assistant", "Paris."),
-    ("user", "And of China? 请用中文回答。"),
+    Message("system", "You are a helpful assistant."),
+    Message("user", "What is the capital of France?"),
+    Message("assistant", "Paris."),
+    Message("user", "And of China? 请用中文回答。"),
 )
-
-
-@dataclass(frozen=True)
-class ShownModel:
-    """What ``show`` found out about MODEL before resolving its format."""
-
-    label: str
-    entry: Any  # CatalogEntry | None
-    metadata: Mapping[str, Any]
-    file: Path | None
-    note: str = ""
 
 
 @click.command("show")
@@ -38,70 +32,30 @@ class ShownModel:
     type=click.File("r", encoding="utf-8"),
     help="Render this JSON list of {role, content} messages to stdout, byte-exact.",
 )
-def show(model: str, render_file: Any) -> None:
+def show(model: str, render_file: IO[str] | None) -> None:
     """Show MODEL's chat format, stop strings/tokens, sampling and a rendered prompt.
 
     With --render FILE.json (or - for stdin), print only the prompt the given
     OpenAI-style messages render to, generation prompt appended.
     """
-    from localchat.formats import resolve_format
-
-    shown = _find_model(model)
-    chat_format = resolve_format(shown.entry, shown.metadata)
+    info = services.show_model(model)
     if render_file is not None:
         messages = _read_messages(render_file)
-        _write_exact(chat_format.render(messages, add_generation_prompt=True))
+        _write_exact(info.chat_format.render(messages, add_generation_prompt=True))
         return
-    _print_summary(shown, chat_format)
+    _print_summary(info)
 
 
-def _find_model(text: str) -> ShownModel:
-    from localchat.catalog import load_catalog
-    from localchat.gguf.metadata import read_gguf_metadata
-    from localchat.reference import parse_model_ref
-    from localchat.store import find_local
-
-    ref = parse_model_ref(text, load_catalog())
-    local = find_local(ref)
-    if local is not None and local.format == "gguf":
-        metadata = read_gguf_metadata(local.path)
-        return ShownModel(ref.display_name, ref.entry, metadata, local.path)
-    if local is not None and local.format == "awq":
-        from localchat.safetensors import read_config
-        from localchat.safetensors.metadata import hf_metadata
-
-        metadata = hf_metadata(local.path, read_config(local.path))
-        return ShownModel(ref.display_name, ref.entry, metadata, local.path)
-    return ShownModel(ref.display_name, ref.entry, {}, None, note=_not_on_disk_note(ref.entry))
-
-
-def _not_on_disk_note(entry: Any) -> str:
-    if entry is None:
-        return (
-            "not on disk: showing the plain fallback; "
-            "the GGUF's own chat template will be used once downloaded"
-        )
-    if entry.chat_format == "gguf":
-        return (
-            "not on disk: showing the family default; "
-            "the GGUF's own chat template will be used once downloaded"
-        )
-    return "not on disk"
-
-
-def _read_messages(handle: Any) -> list[Any]:
-    from localchat.errors import ConfigError
-    from localchat.protocol import parse_messages
-
+def _read_messages(handle: IO[str]) -> list[Message]:
     name = getattr(handle, "name", "messages")
     try:
         data = json.load(handle)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{name}: not valid JSON ({exc})") from exc
-    if isinstance(data, dict) and "messages" in data:
-        data = data["messages"]
+    except RecursionError as exc:  # json's parser recurses once per nesting level
+        raise ConfigError(f"{name}: the JSON is nested too deeply to be messages") from exc
     try:
-        return parse_messages(data)
+        return services.messages_from_json(data)
     except ConfigError as exc:
         raise ConfigError(f"{name}: {exc.message}") from exc
 
@@ -112,18 +66,17 @@ def _write_exact(text: str) -> None:
     sys.stdout.buffer.flush()
 
 
-def _print_summary(shown: ShownModel, chat_format: Any) -> None:
-    from localchat.types import Message
-
-    sample = SAMPLE_CONVERSATION
+def _print_summary(info: ModelInfo) -> None:
+    chat_format = info.chat_format
+    sample: tuple[Message, ...] = SAMPLE_CONVERSATION
     if chat_format.name == "reflection":  # show the official system prompt it adds
         sample = sample[1:]
-    messages = [Message(role, content) for role, content in sample]  # type: ignore[arg-type]
-    spec = chat_format.prompt(messages)
+    spec = chat_format.prompt(sample)
     stop_strings = ", ".join(json.dumps(s, ensure_ascii=False) for s in spec.stop_strings)
     rows = [
-        ("model", shown.label),
-        ("file", str(shown.file) if shown.file else shown.note),
+        ("model", info.label),
+        ("file", str(info.file) if info.file else info.note),
+        ("format", info.format or ""),
         ("chat format", f"{chat_format.name} (from {_source_words(chat_format.source)})"),
         ("", chat_format.description),
         ("stop strings", stop_strings or "-"),

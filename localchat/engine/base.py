@@ -6,20 +6,29 @@ generation without loading llama.cpp.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Protocol
 
 from localchat.types import GenerationStats, LoadReport, PromptSpec, SamplingParams, TextStream
 
 
-class Backend(Protocol):
-    """One loaded model.  Implementations are listed in ``engine.BACKENDS``.
+class LoadSettings(Protocol):
+    """A backend's own settings dataclass (``engine.settings``): how it loads one model."""
 
-    ``settings`` is the backend's own settings dataclass (``engine.settings``), as
-    finally loaded (after any out-of-memory retry); above the engine only its
-    ``describe()`` and ``n_ctx`` are read.
+    def describe(self) -> dict[str, object]:
+        """What was loaded, for the user: backend, context, devices, ..."""
+        ...
+
+
+class Backend(Protocol):
+    """One loaded model.  Backends register by settings type (``engine.registry``).
+
+    ``settings`` is the backend's own settings, as finally loaded (after any
+    out-of-memory retry); above the engine only its ``describe()`` is read.
     """
 
-    settings: Any
+    @property
+    def settings(self) -> LoadSettings: ...
+
     load_report: LoadReport
 
     @property

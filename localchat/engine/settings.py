@@ -103,14 +103,4 @@ class AwqSettings:
         return {"backend": backend, "device": self.device, "n_ctx": self.n_ctx}
 
 
-def awq_settings(plan: Plan, model_dir: Path) -> AwqSettings:
-    """AWQ load parameters from an AWQ plan (``planner.awq``)."""
-    return AwqSettings(
-        model_dir=Path(model_dir),
-        n_ctx=plan.n_ctx,
-        device=plan.torch_device,
-        n_threads=plan.n_threads,
-    )
-
-
 BackendSettings = LlamaSettings | RemoteSettings | AwqSettings

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from localchat.catalog import CatalogEntry
-from localchat.errors import ConfigError
-from localchat.formats.base import ChatFormat, FormatSource, TemplateRejected
+from localchat.errors import ConfigError, TemplateRejected
+from localchat.formats.base import ChatFormat, FormatSource
 from localchat.formats.builtin import (
     CHATML_END_ID,
     GEMMA_END_ID,
@@ -75,9 +76,8 @@ def resolve_format(entry: CatalogEntry | None, metadata: Mapping[str, Any]) -> C
     entry's ``[sampling]`` overrides the format's defaults.
     """
     bos = _text(metadata.get("tokenizer.bos_token"))
-    explicit = entry.chat_format if entry else "gguf"
-    if explicit != "gguf":
-        chat_format = builtin_format(explicit, "models.toml", bos)
+    if entry is not None and not entry.uses_file_template:
+        chat_format = builtin_format(entry.chat_format, "models.toml", bos)
     else:
         template = metadata.get("tokenizer.chat_template")
         if isinstance(template, str) and template.strip():
@@ -234,8 +234,6 @@ def _probe(renderer: SandboxedTemplate) -> None:
 def _with_entry_sampling(chat_format: ChatFormat, entry: CatalogEntry | None) -> ChatFormat:
     if not entry or not entry.sampling:
         return chat_format
-    from dataclasses import replace
-
     return replace(chat_format, default_sampling={**chat_format.default_sampling, **entry.sampling})
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from localchat.errors import HistoryError
+from localchat.history.export import conversation_markdown
 from localchat.history.recorder import ReplyRecorder
 from localchat.history.schema import migrate
+from localchat.paths import history_db
 from localchat.types import Message
 
 TITLE_CHARS = 60
@@ -61,11 +63,7 @@ class HistoryStore:
     """Conversations and messages in SQLite.  Thread-safe; one connection per store."""
 
     def __init__(self, path: Path | None = None, *, clock: Callable[[], float] = time.time):
-        if path is None:
-            from localchat.paths import history_db
-
-            path = history_db()
-        self.path = Path(path)
+        self.path = Path(path) if path is not None else history_db()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.RLock()
@@ -270,8 +268,6 @@ class HistoryStore:
         return ReplyRecorder(self, conversation_id, flush_interval_s=flush_interval_s)
 
     def export_markdown(self, conversation_id: int) -> str:
-        from localchat.history.export import conversation_markdown
-
         conversation = self.conversation(conversation_id)
         if conversation is None:
             raise KeyError(f"no conversation {conversation_id}")

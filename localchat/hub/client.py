@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from localchat.errors import AuthRequired, DownloadFailed, LocalchatError, ModelNotFound
-from localchat.hub.names import check_commit
 
 T = TypeVar("T")
 DEFAULT_ENDPOINT = "https://huggingface.co"
@@ -65,8 +64,8 @@ class RetryPolicy:
         )
 
     def delay_s(self, failure_number: int) -> float:
-        delay = min(self.backoff_max_s, self.backoff_base_s * 2 ** max(0, failure_number - 1))
-        return delay * (0.75 + random.random() / 2)
+        delay = min(self.backoff_max_s, self.backoff_base_s * 2.0 ** max(0, failure_number - 1))
+        return float(delay * (0.75 + random.random() / 2))
 
 
 class TransientError(Exception):
@@ -296,21 +295,3 @@ def gated_error(repo_id: str) -> AuthRequired:
         f"{repo_id} is gated: accept its terms at {repo_page(repo_id)}",
         hint=f"then {LOGIN_HINT} with a token that has access",
     )
-
-
-def fetch_listing(repo_id: str, revision: str) -> tuple[str, list]:
-    """(commit sha, huggingface_hub RepoFile entries) for ``repo_id`` at ``revision``."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
-
-    api = HfApi(endpoint=hub_endpoint(), token=hub_token())
-    what = f"{repo_id}@{revision}" if revision != "main" else repo_id
-
-    def call() -> tuple[str, list]:
-        with hub_errors(what, repo_id=repo_id):
-            info = api.model_info(repo_id, revision=revision)
-            commit = check_commit(info.sha)
-            entries = api.list_repo_tree(repo_id, recursive=True, revision=commit)
-            return commit, [e for e in entries if isinstance(e, RepoFile)]
-
-    return with_retries(call, what=f"listing {what}")

@@ -8,6 +8,7 @@ deletes the partial.  The caller renames the verified partial into place.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import queue
 import sys
@@ -16,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from localchat.errors import DownloadFailed
 from localchat.hub.client import (
@@ -25,7 +27,9 @@ from localchat.hub.client import (
     hub_endpoint,
     is_transient,
 )
+from localchat.hub.http_get import check_status, open_get
 from localchat.hub.verify import ExpectedDigest, hash_file_prefix
+from localchat.units import format_bytes
 
 BytesCallback = Callable[[int], None]
 RetryCallback = Callable[[str, float], None]
@@ -47,7 +51,7 @@ class _Stream:
 
     job: FetchJob
     done_bytes: int
-    hasher: object
+    hasher: hashlib._Hash
     on_restart: Callable[[], None] | None = None
 
     def restart(self) -> None:
@@ -120,8 +124,6 @@ def _download_timeout_s() -> float:
 
 def _get_rest(stream: _Stream, *, on_bytes: BytesCallback, timeout_s: float) -> None:
     """One GET for the bytes not yet on disk, appended to the partial as they arrive."""
-    from localchat.hub.http_get import check_status, open_get
-
     job = stream.job
     headers = dict(job.headers)
     headers["Accept-Encoding"] = "identity"
@@ -165,7 +167,7 @@ def _append_body(stream: _Stream, chunks: Iterator[bytes], on_bytes: BytesCallba
         raise TransientError(f"connection closed at {stream.done_bytes} of {size} bytes")
 
 
-def _write_all(handle, chunk: bytes) -> None:
+def _write_all(handle: BinaryIO, chunk: bytes) -> None:
     view = memoryview(chunk)
     while view:
         written = handle.write(view)
@@ -213,7 +215,7 @@ class HashThread:
     """Feeds chunks to a hashlib object on a second thread (hashlib releases the GIL),
     so hashing overlaps with the network and the disk."""
 
-    def __init__(self, hasher: object, depth: int = 32) -> None:
+    def __init__(self, hasher: hashlib._Hash, depth: int = 32) -> None:
         self.hasher = hasher
         self.queue: queue.Queue[bytes | None] = queue.Queue(maxsize=depth)
         self.thread = threading.Thread(target=self._run, name="sha256", daemon=True)
@@ -251,8 +253,6 @@ def _check_digest(stream: _Stream) -> None:
 
 
 def _gave_up(job: FetchJob, stream: _Stream, exc: BaseException, failures: int) -> DownloadFailed:
-    from localchat.hub.progress import format_bytes
-
     return DownloadFailed(
         f"{job.label}: {describe_transient(exc)} (gave up after {failures} tries; "
         f"{format_bytes(stream.done_bytes)} kept for resuming)",

@@ -12,14 +12,17 @@ from __future__ import annotations
 import http.client
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from localchat.errors import DownloadFailed
 from localchat.hub.client import (
     TransientError,
+    describe_transient,
     gated_error,
+    is_transient,
     permanent_network_error,
     status_error,
 )
@@ -28,10 +31,16 @@ READ_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 
 
+class Headers(Protocol):
+    """Response headers, looked up case-insensitively (http.client's or httpx's)."""
+
+    def get(self, name: str, /) -> str | None: ...
+
+
 @dataclass
 class BodyStream:
     status: int
-    headers: Mapping[str, str]  # case-insensitive
+    headers: Headers
     chunks: Iterator[bytes]
 
 
@@ -130,9 +139,7 @@ def _read_chunks(response: http.client.HTTPResponse) -> Iterator[bytes]:
 @contextmanager
 def _httpx_get(url: str, headers: dict[str, str], timeout_s: float) -> Iterator[BodyStream]:
     import httpx2
-    from huggingface_hub.utils import get_session
-
-    from localchat.hub.client import describe_transient, is_transient
+    from huggingface_hub import get_session
 
     timeout = httpx2.Timeout(timeout_s, connect=min(timeout_s, 30.0))
     try:
@@ -149,10 +156,8 @@ def _httpx_get(url: str, headers: dict[str, str], timeout_s: float) -> Iterator[
         raise
 
 
-def _httpx_chunks(response) -> Iterator[bytes]:
+def _httpx_chunks(response: Any) -> Iterator[bytes]:  # an httpx2 streaming response
     import httpx2
-
-    from localchat.hub.client import describe_transient
 
     try:
         yield from response.iter_bytes()

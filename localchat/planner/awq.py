@@ -13,6 +13,7 @@ import importlib.util
 from dataclasses import dataclass
 from typing import Any
 
+from localchat.errors import ModelNotFound
 from localchat.hardware.types import Hardware
 from localchat.planner.budget import budgets_for
 from localchat.planner.memory import DeviceMemory, GiB, MiB
@@ -39,7 +40,8 @@ class ArchFromConfig:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ArchFromConfig:
-        text = config.get("text_config") if isinstance(config.get("text_config"), dict) else config
+        nested = config.get("text_config")
+        text: dict[str, Any] = nested if isinstance(nested, dict) else config
         n_embd = int(text.get("hidden_size", 0))
         n_head = int(text.get("num_attention_heads", 1))
         return cls(
@@ -155,13 +157,20 @@ class AwqFigures:
         return cls(name, numbers, size_bytes, largest, (), "catalog figures")
 
 
+@dataclass
+class AwqPlan(Plan):
+    """A plan for an AWQ checkpoint: the whole model on one torch device."""
+
+    torch_device: str = "cpu"  # "cuda:N", "mps" or "cpu"
+
+
 def plan_awq(
     figures: AwqFigures,
     hardware: Hardware,
     request: PlanRequest | None = None,
     *,
     model_name: str = "",
-) -> Plan:
+) -> AwqPlan:
     """The first device (CUDA, then MPS, then CPU) that holds the whole model, with the
     largest context up to the request's; otherwise the least bad option, ``fits=False``."""
     request = request or PlanRequest()
@@ -195,7 +204,7 @@ def plan_awq(
             f"{target.budget_bytes / GiB:.1f} GiB, context {n_ctx}"
         )
     on_gpu = target.torch_device != "cpu"
-    return Plan(
+    return AwqPlan(
         model=model_name or figures.name,
         quant="AWQ",
         files=figures.files,
@@ -255,7 +264,7 @@ def _predicted_tok_s(hardware: Hardware, target: _Target, weights: int) -> float
     return bandwidth / max(weights * passes, 1)
 
 
-def choose_format(awq: Plan, gguf: Plan | None, *, backend_installed: bool) -> tuple[str, str]:
+def choose_format(awq: AwqPlan, gguf: Plan | None, *, backend_installed: bool) -> tuple[str, str]:
     """("awq" | "gguf", why) for a model that has both formats and no format was asked.
 
     AWQ only where it fits one CUDA GPU whole and its backend is installed: elsewhere
@@ -272,7 +281,7 @@ def choose_format(awq: Plan, gguf: Plan | None, *, backend_installed: bool) -> t
     return "awq", f"{fits}, and the AWQ backend is installed: AWQ"
 
 
-def gguf_alternative_line(awq: Plan, gguf: Plan | None) -> str:
+def gguf_alternative_line(awq: AwqPlan, gguf: Plan | None) -> str:
     """Why GGUF instead, e.g. "AWQ needs 25.1 GB on one GPU (GPU0); you have 24.0 GiB: Q4_0
     GGUF with 28/33 layers on GPU instead"."""
     gpu_line = next((r for r in awq.reasons if "one GPU" in r and "does not fit" in r), None)
@@ -293,8 +302,6 @@ def _gguf_text(gguf: Plan | None) -> str:
 def require_awq(info: CheckpointInfo) -> None:
     """A folder of safetensors is run only if its config says AWQ (``ModelNotFound`` else)."""
     if info.quant_method != "awq":
-        from localchat.errors import ModelNotFound
-
         raise ModelNotFound(
             f"{info.name} is not an AWQ checkpoint "
             f"(quantization_config.quant_method: {info.quant_method or 'none'})",

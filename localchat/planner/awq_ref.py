@@ -14,10 +14,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from localchat.catalog import AWQ_QUANT
 from localchat.errors import DownloadFailed, LocalchatError
 from localchat.hardware.types import Hardware
+from localchat.hub.ranges import read_remote_checkpoint
 from localchat.planner.awq import (
     AwqFigures,
+    AwqPlan,
     awq_backend_installed,
     choose_format,
     gguf_alternative_line,
@@ -25,14 +28,41 @@ from localchat.planner.awq import (
     require_awq,
 )
 from localchat.planner.plan import Plan, PlanRequest
+from localchat.planner.sources import repo_files
 from localchat.reference import ModelRef
+from localchat.safetensors import read_checkpoint
 
-AWQ = "AWQ"
 PlanGguf = Callable[[ModelRef, PlanRequest], Plan]  # the GGUF planner, for comparison
+PlanReference = Callable[[ModelRef, Hardware, PlanRequest], Plan]  # planner.plan_reference
 
 
 def asks_awq(ref: ModelRef, request: PlanRequest) -> bool:
-    return (ref.quant or request.quant or "").upper() == AWQ
+    return (ref.quant or request.quant or "").upper() == AWQ_QUANT
+
+
+def preferred_awq_plan(
+    ref: ModelRef,
+    detect: Callable[[], Hardware],
+    request: PlanRequest,
+    plan_reference: PlanReference,
+) -> Plan | None:
+    """The AWQ plan when planning prefers AWQ for ``ref`` (else None: GGUF's choice stands).
+
+    Only a catalog model with both formats and no quant asked can go either way, and AWQ
+    only wins where it fits one NVIDIA GPU whole with its backend installed
+    (``choose_format``): the cheap checks come first (``detect`` reads the hardware),
+    since planning reads remote headers.
+    """
+    entry = ref.entry
+    if ref.quant is not None or entry is None or entry.awq is None or entry.gguf is None:
+        return None
+    if not awq_backend_installed():
+        return None
+    hardware = detect()
+    if not any(gpu.vendor == "nvidia" for gpu in hardware.gpus):
+        return None
+    plan = plan_reference(ref, hardware, request)
+    return plan if plan.format == "awq" else None
 
 
 def plan_with_awq(
@@ -80,9 +110,7 @@ def plan_hub_fallback(
         return None
 
 
-def _plan_folder(folder: Path, hardware: Hardware, request: PlanRequest) -> Plan:
-    from localchat.safetensors import read_checkpoint
-
+def _plan_folder(folder: Path, hardware: Hardware, request: PlanRequest) -> AwqPlan:
     checkpoint = read_checkpoint(folder)
     require_awq(checkpoint)
     plan = plan_awq(AwqFigures.from_checkpoint(checkpoint), hardware, replace(request, quant=None))
@@ -90,14 +118,13 @@ def _plan_folder(folder: Path, hardware: Hardware, request: PlanRequest) -> Plan
     return plan
 
 
-def _plan_hub_awq(ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool) -> Plan:
-    from localchat.hub.ranges import read_remote_checkpoint
-    from localchat.planner.sources import _repo_files
-
+def _plan_hub_awq(
+    ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool
+) -> AwqPlan:
     if offline:
         raise DownloadFailed(f"{ref.repo_id} is not in the catalog", hint="plan it when online")
     repo = ref.repo_id or ""
-    files = [path for path, _size in _repo_files(repo, "main")]
+    files = [path for path, _size in repo_files(repo, "main")]
     checkpoint = read_remote_checkpoint(repo, files, "main")
     require_awq(checkpoint)
     plan = plan_awq(AwqFigures.from_checkpoint(checkpoint), hardware, replace(request, quant=None))
@@ -107,16 +134,13 @@ def _plan_hub_awq(ref: ModelRef, hardware: Hardware, request: PlanRequest, offli
 
 def _plan_catalog_awq(
     ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool
-) -> Plan:
+) -> AwqPlan:
     entry = ref.entry
     assert entry is not None and entry.awq is not None
     source, why = entry.awq, "offline"
     if not offline:
-        from localchat.hub.ranges import read_remote_checkpoint
-        from localchat.planner.sources import _repo_files
-
         try:
-            files = [path for path, _size in _repo_files(source.repo, source.revision)]
+            files = [path for path, _size in repo_files(source.repo, source.revision)]
             checkpoint = read_remote_checkpoint(source.repo, files, source.revision)
             figures = AwqFigures.from_checkpoint(checkpoint)
             plan = plan_awq(figures, hardware, request, model_name=f"{entry.name}:AWQ")

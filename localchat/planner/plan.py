@@ -78,7 +78,6 @@ class Plan:
     weights_bytes: int = 0  # the model's tensors as stored (0 where not known)
     chosen_by: str = ""  # quality | tie | fastest | requested | none (planner.search.Choice)
     format: str = "gguf"  # "gguf" (llama.cpp) or "awq" (transformers + GPTQModel, planner.awq)
-    torch_device: str = "cpu"  # AWQ only: "cuda:N", "mps" or "cpu" (the whole model on it)
     rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
     device_layers: dict[str, str] = field(default_factory=dict)  # device -> what it holds
     network: Any = None  # planner.network.NetworkCost when RPC workers take part

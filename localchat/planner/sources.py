@@ -12,13 +12,18 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from urllib.parse import quote
 
 from localchat.errors import DownloadFailed, ModelNotFound
+from localchat.gguf import read_gguf
 from localchat.gguf.info import GgufInfo, LayerBytes
+from localchat.gguf.quants import quant_in_filename
+from localchat.hub.client import is_offline
+from localchat.hub.listing import ONE_TRY, list_files
+from localchat.hub.ranges import read_remote_gguf
+from localchat.planner.synth import info_from_arch
 from localchat.reference import ModelRef
+from localchat.store.local import find_local
 
-_SPLIT_RE = re.compile(r"-\d{5}-of-\d{5}\.gguf$")
 _PART_RE = re.compile(r"\.gguf\.part\d+of\d+$")
 _REPACK_TYPE_OF_QUANT = {"Q4_0": "Q4_0", "Q4_K_M": "Q4_K", "Q4_K_S": "Q4_K", "IQ4_NL": "IQ4_NL"}
 
@@ -63,16 +68,19 @@ def scale_info(info: GgufInfo, quant: str, file_bytes: int) -> GgufInfo:
     )
 
 
+PickQuant = Callable[[Mapping[str, GgufInfo]], str]
+
+
 def sources_for_ref(
     ref: ModelRef,
     *,
     offline: bool = False,
-    pick: Callable[[Mapping[str, GgufInfo]], str] | None = None,
+    pick: PickQuant | None = None,
 ) -> ModelSources:
     """Quant infos for ``ref``.  ``pick(infos) -> quant`` chooses which quant to read
     exactly when several are offered (the planner's choice on scaled estimates).
     ``HF_HUB_OFFLINE=1`` counts as ``offline``."""
-    offline = offline or _hub_offline()
+    offline = offline or is_offline()
     if ref.kind == "path":
         return _from_path(ref)
     entry = ref.entry
@@ -101,14 +109,9 @@ def sources_for_ref(
     return _from_catalog(sources, ref, why)
 
 
-def _hub_offline() -> bool:
-    import os
-
-    value = os.environ.get("HF_HUB_OFFLINE") or os.environ.get("TRANSFORMERS_OFFLINE") or ""
-    return value.strip().lower() in {"1", "on", "yes", "true"}
-
-
-def _only_requested(quants: dict[str, QuantSource], quant: str | None, repo: str):
+def _only_requested(
+    quants: dict[str, QuantSource], quant: str | None, repo: str
+) -> dict[str, QuantSource]:
     if quant is None:
         return quants
     match = {q: s for q, s in quants.items() if q.upper() == quant.upper()}
@@ -119,9 +122,6 @@ def _only_requested(quants: dict[str, QuantSource], quant: str | None, repo: str
 
 
 def _from_path(ref: ModelRef) -> ModelSources:
-    from localchat.gguf import read_gguf
-    from localchat.gguf.quants import quant_in_filename
-
     path = ref.path or Path(ref.text)
     if not path.is_file():
         raise ModelNotFound(f"no such file: {path}", hint="check the path to the .gguf")
@@ -131,10 +131,6 @@ def _from_path(ref: ModelRef) -> ModelSources:
 
 
 def _from_pip(ref: ModelRef) -> ModelSources:
-    from localchat.gguf import read_gguf
-    from localchat.planner.synth import info_from_arch
-    from localchat.store.local import find_local
-
     entry = ref.entry
     assert entry is not None and entry.pip is not None
     local = find_local(ref)
@@ -155,9 +151,7 @@ def _from_pip(ref: ModelRef) -> ModelSources:
     return ModelSources(entry.name, {entry.pip.quant: info}, [note])
 
 
-def _from_hub(sources: ModelSources, pick) -> ModelSources:
-    from localchat.hub.ranges import read_remote_gguf
-
+def _from_hub(sources: ModelSources, pick: PickQuant | None) -> ModelSources:
     repo, revision, quants = sources.repo_id or "", sources.revision, sources.quants
 
     def read(quant: str) -> GgufInfo:
@@ -182,8 +176,6 @@ def _from_hub(sources: ModelSources, pick) -> ModelSources:
 
 
 def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSources:
-    from localchat.planner.synth import info_from_arch
-
     entry = ref.entry
     assert entry is not None
     sources.infos = {
@@ -203,10 +195,8 @@ def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSource
 
 def list_repo_quants(repo_id: str, revision: str = "main") -> dict[str, QuantSource]:
     """GGUF files of a hub repo grouped by quant (split parts together; mmproj left out)."""
-    from localchat.gguf.quants import quant_in_filename
-
     grouped: dict[str, list[tuple[str, int]]] = {}
-    for path, size in _repo_files(repo_id, revision):
+    for path, size in repo_files(repo_id, revision):
         is_gguf = path.endswith(".gguf") or _PART_RE.search(path)
         if not is_gguf or "mmproj" in path.lower():
             continue
@@ -221,36 +211,7 @@ def list_repo_quants(repo_id: str, revision: str = "main") -> dict[str, QuantSou
     }
 
 
-def _repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
-    """(path, size) of every file, from the hub's tree API: one try, no retry loop, so an
+def repo_files(repo_id: str, revision: str) -> list[tuple[str, int]]:
+    """(path, size) of every file, from the hub's listing: one try, no retry loop, so an
     unreachable hub fails fast (``plan`` then says so) instead of backing off for 20 s."""
-    from huggingface_hub import get_session
-
-    from localchat.hub.client import hub_endpoint, network_error, status_error
-    from localchat.hub.ranges import TIMEOUT_S, auth_headers
-
-    url = f"{hub_endpoint()}/api/models/{repo_id}/tree/{quote(revision, safe='')}?recursive=true"
-    files: list[tuple[str, int]] = []
-    while url:
-        try:
-            response = get_session().get(url, headers=auth_headers(None), timeout=TIMEOUT_S)
-        except Exception as exc:  # network boundary: any transport error becomes one line
-            raise network_error(
-                exc,
-                f"cannot list {repo_id} on the hub",
-                hint="check the network; catalog models also plan offline",
-            ) from exc
-        if response.status_code != 200:
-            raise status_error(response.status_code, f"listing {repo_id}", repo_id=repo_id)
-        files += [
-            (item["path"], int((item.get("lfs") or {}).get("size") or item.get("size") or 0))
-            for item in response.json()
-            if isinstance(item, dict) and item.get("type") == "file" and "path" in item
-        ]
-        url = _next_link(response.headers.get("link", ""))
-    return files
-
-
-def _next_link(link_header: str) -> str:
-    match = re.search(r'<([^>]+)>;\s*rel="next"', link_header)
-    return match.group(1) if match else ""
+    return [(f.path, f.size_bytes) for f in list_files(repo_id, revision, policy=ONE_TRY)]

@@ -21,9 +21,9 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
+from localchat import services
 from localchat.errors import LocalchatError
 from localchat.protocol.errors import http_status
-from localchat.reference import ModelRef
 from localchat.server import ollama_api, openai_api
 from localchat.server.config import ServerConfig
 from localchat.server.middleware import ApiKeyAndBodyLimit, InFlightLimit
@@ -31,6 +31,7 @@ from localchat.server.pool import ModelPool, Opener
 from localchat.server.request_log import RequestLog
 from localchat.server.responses import error_response, status_response
 from localchat.server.state import ServerState
+from localchat.services import ModelRef
 
 log = logging.getLogger("localchat.server")
 
@@ -78,9 +79,7 @@ def model_opener(config: ServerConfig) -> Opener:
     """Open a model in this process as ``ask --local`` would (the planner decides)."""
 
     def open_in_process(ref: ModelRef, n_ctx: int | None) -> Any:
-        from localchat.api import open_model
-
-        return open_model(
+        return services.open_model(
             ref if ref.text else None,
             local=True,
             n_ctx=n_ctx,

@@ -12,7 +12,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from localchat.errors import InvalidRequest, LocalchatError
+from localchat import services
+from localchat.errors import InvalidRequest, LocalchatError, ModelNotFound
 from localchat.protocol.errors import error_message
 from localchat.protocol.ollama import (
     ListedModel,
@@ -29,7 +30,8 @@ from localchat.protocol.ollama import (
 )
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import NDJSON, json_response, ndjson_line
-from localchat.server.state import installed_models, server_state
+from localchat.server.state import server_state
+from localchat.services import ModelRef, ProgressCallback
 
 _PULLS: set[asyncio.Task[None]] = set()
 FOREVER = "9999-12-31T23:59:59Z"  # /api/ps's expires_at for a model kept loaded forever
@@ -44,7 +46,7 @@ async def version(request: Request) -> Response:
 
 
 async def tags(request: Request) -> Response:
-    rows = await asyncio.to_thread(installed_models)
+    rows = await asyncio.to_thread(services.named_models)
     started_at = server_state(request).started_at
     models = [
         ListedModel(
@@ -78,9 +80,7 @@ async def ps(request: Request) -> Response:
                 model=model.name,
                 size=_size_bytes(model),
                 digest=_digest(model.name),
-                # TODO(services): every loaded model is reported as gguf; the services
-                # layer will say which format the loaded model really is.
-                details=_details(model.quant, "gguf"),
+                details=_details(model.quant, model.model_format),
                 expires_at=iso_time(expires) if expires is not None else FOREVER,
                 context_length=model.n_ctx,
                 localchat=status,
@@ -96,34 +96,26 @@ async def show(request: Request) -> Response:
     return json_response(info)
 
 
-def _model_info(ref: Any) -> ShowReply:
-    from localchat.catalog import load_catalog
-    from localchat.errors import ModelNotFound
-    from localchat.formats import resolve_format
-    from localchat.gguf import read_gguf_metadata
-    from localchat.store import find_local
-
-    if not ref.text:
-        from localchat.api import resolve_ref
-
-        ref = resolve_ref(None)[0]
-    local = find_local(ref)
-    if local is None:
-        raise ModelNotFound(f"{ref.display_name} is not on disk", hint="pull it first (/api/pull)")
-    metadata = read_gguf_metadata(local.path) if local.format == "gguf" else {}
-    entry = ref.entry or load_catalog().get(local.name)
-    fmt = resolve_format(entry, metadata) if local.format == "gguf" else None
-    info = {
+def _model_info(ref: ModelRef) -> ShowReply:
+    info = services.show_model(ref if ref.text else None)
+    if info.local is None:
+        raise ModelNotFound(f"{info.label} is not on disk", hint="pull it first (/api/pull)")
+    metadata = dict(info.metadata)
+    shown = {
         k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
     }
-    capabilities = ["completion"] + (["thinking"] if fmt and fmt.parser_factory else [])
+    capabilities = ["completion"] + (["thinking"] if info.chat_format.parser_factory else [])
     return ShowReply(
-        template=fmt.description if fmt else "",
-        details=_details(local.quant, local.format, metadata),
-        model_info=info,
+        template=info.chat_format.description,
+        details=_details(info.local.quant, info.local.format, metadata),
+        model_info=shown,
         capabilities=capabilities,
-        modified_at=iso_time(max(f.stat().st_mtime for f in local.files)),
+        modified_at=iso_time(max(f.stat().st_mtime for f in info.local.files)),
     )
+
+
+def _shown(key: str, value: object) -> bool:
+    return isinstance(value, str | int | float) and "token" not in key
 
 
 def _details(quant: str | None, fmt: str, metadata: dict[str, Any] | None = None) -> ModelDetails:
@@ -163,10 +155,8 @@ async def pull(request: Request) -> Response:
     return StreamingResponse(_pull_lines(ref), media_type=NDJSON)
 
 
-def _pull_blocking(ref: Any, progress: Any) -> None:
-    from localchat.hub import pull as hub_pull
-
-    hub_pull(ref, progress=progress)
+def _pull_blocking(ref: ModelRef, progress: ProgressCallback | None) -> None:
+    services.pull_model(ref, progress=progress)
 
 
 class _PullStopped(Exception):

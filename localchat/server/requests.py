@@ -8,11 +8,12 @@ from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 
+from localchat import services
 from localchat.errors import InvalidRequest, RequestTooLarge
 from localchat.protocol import SERVER_DEFAULT_MODEL, parse_request, required_model_name
 from localchat.protocol.base import RequestModel
-from localchat.reference import ModelRef
 from localchat.server.request_log import request_record
+from localchat.services import ModelRef
 
 RequestT = TypeVar("RequestT", bound=RequestModel)
 DEFAULT_MODEL = ModelRef(text="", kind="catalog")  # the server's default model (settings.toml)
@@ -33,16 +34,14 @@ def resolve_model(request: Request, name: str, field: str = "model") -> ModelRef
 
     Ollama clients add ``:latest``; it means "the planner's choice" here.
     """
-    from localchat.catalog import load_catalog
-    from localchat.reference import parse_model_ref
-
     text = required_model_name(name, field)
     request_record(request).model = text
     if text.lower().endswith(":latest"):
         text = required_model_name(text[: -len(":latest")], field)
     if text.lower() == SERVER_DEFAULT_MODEL:
         return DEFAULT_MODEL
-    return parse_model_ref(text, load_catalog(), allow_paths=False)
+    ref, _ = services.resolve_model(text, allow_paths=False)
+    return ref
 
 
 def check_prompt_size(texts: Sequence[str], max_chars: int) -> None:

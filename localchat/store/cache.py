@@ -1,51 +1,67 @@
 """Look up catalog/hub models in the Hugging Face cache (blobs + snapshots), offline.
 
 First the records of what localchat pulled (``registry``), then, for files another
-HF tool downloaded, the catalog's file list under ``refs/<revision>``.
+HF tool downloaded, the file lists models.toml gives under ``refs/<revision>``.
+Which repo holds which format, and which files make a model, the formats say
+(``store.model.StoreFormat``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from localchat.gguf.quants import PARTS_RE, quality_rank
 from localchat.paths import hf_cache_dir
 from localchat.reference import ModelRef
-from localchat.store.local import LocalModel
+from localchat.store.model import FileGroup, LocalModel, StoreFormat
 from localchat.store.registry import PulledModel, find_pulled
+from localchat.store.usage import last_used
+
+
+def repo_folder(repo_id: str) -> str:
+    """The cache folder's name for a model repo, as huggingface_hub names it
+    (``repo_folder_name``: ``models--owner--name``)."""
+    return "--".join(("models", *repo_id.split("/")))
 
 
 def repo_dir(repo_id: str) -> Path:
-    from huggingface_hub.file_download import repo_folder_name
-
-    return hf_cache_dir() / repo_folder_name(repo_id=repo_id, repo_type="model")
+    return hf_cache_dir() / repo_folder(repo_id)
 
 
 def snapshot_file(repo_id: str, commit: str, path_in_repo: str) -> Path:
     return repo_dir(repo_id).joinpath("snapshots", commit, *path_in_repo.split("/"))
 
 
-def wanted_repos(ref: ModelRef) -> list[str]:
+def wanted_repos(ref: ModelRef, formats: Sequence[StoreFormat]) -> list[str]:
+    """The repos MODEL can come from: its own, or each format's repo in its catalog entry."""
     if ref.kind == "hub" and ref.repo_id:
         return [ref.repo_id]
     entry = ref.entry
     if entry is None:
         return []
-    return [source.repo for source in (entry.gguf, entry.awq) if source is not None]
+    return [repo for fmt in formats if (repo := _catalog_repo(fmt, ref)) is not None]
 
 
-def find_in_hf_cache(ref: ModelRef) -> LocalModel | None:
-    repos = wanted_repos(ref)
+def _catalog_repo(fmt: StoreFormat, ref: ModelRef) -> str | None:
+    source = fmt.catalog_repo(ref.entry) if ref.entry is not None else None
+    return source[0] if source is not None else None
+
+
+def find_in_hf_cache(ref: ModelRef, formats: Sequence[StoreFormat]) -> LocalModel | None:
+    """MODEL's files if all of them are in the cache.  Without a quant asked, the formats'
+    order decides between records of several formats (the first format wins)."""
+    repos = wanted_repos(ref, formats)
     if not repos:
         return None
+    order = [fmt.name for fmt in formats]
     records = find_pulled(repos, ref.quant)
-    if ref.quant is None and any(r.format == "gguf" for r in records):
-        records = [r for r in records if r.format == "gguf"]
+    if ref.quant is None:
+        records.sort(key=lambda r: order.index(r.format) if r.format in order else len(order))
     for record in records:
         model = model_from_record(record)
         if model is not None:
             return model
-    return _find_catalog_files(ref)
+    return _find_catalog_files(ref, formats)
 
 
 def model_from_record(record: PulledModel) -> LocalModel | None:
@@ -53,59 +69,62 @@ def model_from_record(record: PulledModel) -> LocalModel | None:
     paths = tuple(snapshot_file(record.repo_id, record.commit, p) for p in record.files)
     if not paths or not all(p.exists() for p in paths):
         return None
-    path = paths[0].parent if record.format == "awq" else paths[0]
     return LocalModel(
         name=record.name,
-        path=path,
+        format=record.format,
+        path=_opened(record.repo_id, record.commit, record.opens),
         files=paths,
         quant=record.quant,
+        source="hub",
         repo_id=record.repo_id,
         revision=record.commit,
-        format=record.format,
-        extra={"source": "hub"},
+        last_used=last_used(record.key),
     )
 
 
-def _find_catalog_files(ref: ModelRef) -> LocalModel | None:
+def _opened(repo_id: str, commit: str, opens: str) -> Path:
+    snapshot = repo_dir(repo_id) / "snapshots" / commit
+    return snapshot_file(repo_id, commit, opens) if opens else snapshot
+
+
+def _find_catalog_files(ref: ModelRef, formats: Sequence[StoreFormat]) -> LocalModel | None:
+    """A catalog model another HF tool downloaded: models.toml's file lists, found under the
+    commit the cache's ``refs/<revision>`` names."""
     entry = ref.entry
-    if entry is None or entry.gguf is None:
+    if entry is None:
         return None
-    source = entry.gguf
-    if ref.kind == "hub" and ref.repo_id and ref.repo_id.lower() != source.repo.lower():
-        return None
-    commit = _read_ref(source.repo, source.revision)
-    if commit is None:
-        return None
-    quants = (
-        [source.quant(ref.quant)]
-        if ref.quant
-        else sorted(source.quants.values(), key=lambda q: quality_rank(q.quant))
-    )
-    for quant in quants:
-        if quant is None:
+    for fmt in formats:
+        source = fmt.catalog_repo(entry)
+        if source is None:
             continue
-        names = _local_names(quant.files)
-        paths = tuple(snapshot_file(source.repo, commit, name) for name in names)
-        if all(p.exists() for p in paths):
+        repo, revision = source
+        if ref.kind == "hub" and ref.repo_id and ref.repo_id.lower() != repo.lower():
+            continue
+        commit = _read_ref(repo, revision)
+        found = _first_complete(fmt.catalog_files(entry, ref.quant), repo, commit)
+        if found is not None:
             return LocalModel(
                 name=entry.name,
-                path=paths[0],
-                files=paths,
-                quant=quant.quant,
-                repo_id=source.repo,
-                revision=commit,
-                extra={"source": "hub"},
+                format=fmt.name,
+                path=_opened(repo, found[0], found[1].opens),
+                files=tuple(snapshot_file(repo, found[0], p) for p in found[1].paths),
+                quant=found[1].quant,
+                source="hub",
+                repo_id=repo,
+                revision=found[0],
             )
     return None
 
 
-def _local_names(files: tuple[str, ...]) -> tuple[str, ...]:
-    """``.partXofY`` pieces live in the snapshot as their one joined file."""
-    match = PARTS_RE.match(files[0].rsplit("/", 1)[-1])
-    if match is None:
-        return files
-    folder = files[0].rpartition("/")[0]
-    return (f"{folder}/{match.group('joined')}" if folder else match.group("joined"),)
+def _first_complete(
+    groups: Sequence[FileGroup], repo: str, commit: str | None
+) -> tuple[str, FileGroup] | None:
+    if commit is None:
+        return None
+    for group in groups:
+        if group.paths and all(snapshot_file(repo, commit, p).exists() for p in group.paths):
+            return commit, group
+    return None
 
 
 def _read_ref(repo_id: str, revision: str) -> str | None:

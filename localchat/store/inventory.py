@@ -1,79 +1,36 @@
 """Everything on disk that localchat can run: ``list`` and ``rm`` are built on this.
 
-Sources: models localchat pulled (registry), GGUF repos other HF tools put in the
-cache, the pip-delivered offline model, and local-path models the user ran.
+Sources: models localchat pulled (registry), models other HF tools put in the cache
+(found by the formats, ``store.model.StoreFormat``), the pip-delivered offline model,
+and local-path models the user ran.
 """
 
 from __future__ import annotations
 
 import shutil
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
-from localchat.gguf.quants import classify_gguf_path, quant_in_stem
+from localchat.catalog import load_catalog
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 from localchat.store.cache import model_from_record, repo_dir
-from localchat.store.pip_models import pip_model_listing
+from localchat.store.local import listed_pip_model
+from localchat.store.model import LocalModel, StoreFormat
 from localchat.store.registry import PulledModel, all_pulled, forget_pulled
 from localchat.store.usage import all_usage, forget_usage, last_used
 
 
-@dataclass(frozen=True)
-class InstalledModel:
-    name: str
-    quant: str | None
-    format: str  # "gguf" or "awq"
-    size_bytes: int
-    last_used: float | None  # unix time
-    path: str  # what the engine opens
-    source: str  # "hub" (pulled by localchat), "hf-cache" (another HF tool), "pip", "path"
-    repo_id: str | None = None
-    commit: str | None = None
-    files: tuple[str, ...] = ()  # absolute paths
-
-    @property
-    def key(self) -> str:
-        if self.repo_id:
-            return f"{self.repo_id.lower()}:{(self.quant or self.format).upper()}"
-        return f"{self.source}:{self.path if self.source == 'path' else self.name}"
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def list_installed() -> list[InstalledModel]:
-    pulled = _pulled_models()
+def list_installed(formats: Sequence[StoreFormat] = ()) -> list[LocalModel]:
+    """Every model on disk, each once: pulled, other HF tools', pip-delivered, paths run."""
+    pulled = [m for r in all_pulled() if (m := model_from_record(r)) is not None]
     seen = {m.key for m in pulled}
-    others = [m for m in _hf_cache_models() if m.key not in seen]
+    others = [m for m in _hf_cache_models(formats) if m.key not in seen]
     return pulled + others + _pip_models() + _path_models()
 
 
-def _pulled_models() -> list[InstalledModel]:
-    models = []
-    for record in all_pulled():
-        local = model_from_record(record)
-        if local is None:
-            continue
-        key = f"{record.repo_id.lower()}:{(record.quant or record.format).upper()}"
-        models.append(
-            InstalledModel(
-                name=record.name,
-                quant=record.quant,
-                format=record.format,
-                size_bytes=local.size_bytes,
-                last_used=last_used(key),
-                path=str(local.path),
-                source="hub",
-                repo_id=record.repo_id,
-                commit=record.commit,
-                files=tuple(str(p) for p in local.files),
-            )
-        )
-    return models
-
-
-def _hf_cache_models() -> list[InstalledModel]:
-    """GGUF models that any HF tool put in the cache (every snapshot, every quant)."""
+def _hf_cache_models(formats: Sequence[StoreFormat]) -> list[LocalModel]:
+    """Models any HF tool put in the cache (every snapshot, every format and quant)."""
     cache = hf_cache_dir()
     if not cache.is_dir():
         return []
@@ -81,65 +38,35 @@ def _hf_cache_models() -> list[InstalledModel]:
     for folder in sorted(cache.glob("models--*")):
         repo_id = folder.name[len("models--") :].replace("--", "/", 1)
         for snapshot in sorted((folder / "snapshots").glob("*")):
-            found.extend(_snapshot_models(repo_id, snapshot))
+            for fmt in formats:
+                found.extend(_snapshot_models(fmt, repo_id, snapshot))
     return found
 
 
-def _snapshot_models(repo_id: str, snapshot: Path) -> list[InstalledModel]:
-    groups: dict[str, list[Path]] = {}
-    for path in sorted(snapshot.rglob("*.gguf")):
-        if not path.exists():
-            continue
-        classified = classify_gguf_path(path.relative_to(snapshot).as_posix())
-        if classified is None:
-            continue
-        groups.setdefault(classified[0], []).append(path)
+def _snapshot_models(fmt: StoreFormat, repo_id: str, snapshot: Path) -> list[LocalModel]:
     models = []
-    for stem, paths in groups.items():
-        quant = quant_in_stem(stem.rsplit("/", 1)[-1])
-        key = f"{repo_id.lower()}:{(quant or 'gguf').upper()}"
-        models.append(
-            InstalledModel(
-                name=repo_id,
-                quant=quant,
-                format="gguf",
-                size_bytes=sum(p.stat().st_size for p in paths),
-                last_used=last_used(key),
-                path=str(paths[0]),
-                source="hf-cache",
-                repo_id=repo_id,
-                commit=snapshot.name,
-                files=tuple(str(p) for p in paths),
-            )
+    for group in fmt.snapshot_models(snapshot):
+        files = tuple(snapshot.joinpath(*p.split("/")) for p in group.paths)
+        model = LocalModel(
+            name=repo_id,
+            format=fmt.name,
+            path=snapshot.joinpath(*group.opens.split("/")) if group.opens else snapshot,
+            files=files,
+            quant=group.quant,
+            source="hf-cache",
+            repo_id=repo_id,
+            revision=snapshot.name,
         )
+        models.append(replace(model, last_used=last_used(model.key)))
     return models
 
 
-def _pip_models() -> list[InstalledModel]:
-    from localchat.catalog import load_catalog
-
-    models = []
-    for entry in load_catalog().entries.values():
-        source = entry.pip
-        listed = pip_model_listing(entry.name, source) if source is not None else None
-        if source is None or listed is None:  # listing never assembles the file
-            continue
-        models.append(
-            InstalledModel(
-                name=entry.name,
-                quant=source.quant,
-                format="gguf",
-                size_bytes=listed.size_bytes,
-                last_used=last_used(f"pip:{entry.name}"),
-                path=str(listed.path),
-                source="pip",
-                files=(str(listed.path),),
-            )
-        )
-    return models
+def _pip_models() -> list[LocalModel]:
+    """Listing never assembles the pip model's file."""
+    return [m for e in load_catalog().entries.values() if e.pip and (m := listed_pip_model(e))]
 
 
-def _path_models() -> list[InstalledModel]:
+def _path_models() -> list[LocalModel]:
     models = []
     for record in all_usage():
         if not record.key.startswith("path:") or not record.path:
@@ -148,15 +75,14 @@ def _path_models() -> list[InstalledModel]:
         if not path.is_file():
             continue
         models.append(
-            InstalledModel(
+            LocalModel(
                 name=path.name,
+                format=record.format,
+                path=path,
+                files=(path,),
                 quant=record.quant,
-                format="gguf",
-                size_bytes=path.stat().st_size,
-                last_used=record.last_used,
-                path=str(path),
                 source="path",
-                files=(str(path),),
+                last_used=record.last_used,
             )
         )
     return models
@@ -165,7 +91,7 @@ def _path_models() -> list[InstalledModel]:
 # ----------------------------------------------------------------------------- removal
 
 
-def remove_installed(model: InstalledModel) -> int:
+def remove_installed(model: LocalModel) -> int:
     """Delete a hub/hf-cache model's snapshot files and now-unused blobs; returns bytes freed.
 
     A local-path model is only forgotten (the user's file is left alone).
@@ -176,7 +102,7 @@ def remove_installed(model: InstalledModel) -> int:
     if model.repo_id is None:
         return 0
     folder = repo_dir(model.repo_id)
-    pointers = {Path(p) for p in model.files}
+    pointers = set(model.files)
     freed = sum(_remove_pointer(folder, pointer, pointers) for pointer in pointers)
     _prune_empty_dirs(folder / "snapshots")
     if not any((folder / "snapshots").glob("*")):
@@ -189,7 +115,7 @@ def remove_installed(model: InstalledModel) -> int:
     return freed
 
 
-def _same_quant(record: PulledModel, model: InstalledModel) -> bool:
+def _same_quant(record: PulledModel, model: LocalModel) -> bool:
     return (record.quant or record.format).upper() == (model.quant or model.format).upper()
 
 

@@ -1,118 +1,65 @@
-"""Find a model's files on disk without touching the network."""
+"""Find a model's files on disk without touching the network; pip-delivered models."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Sequence
 
-from localchat.errors import CorruptModelFile, ModelNotFound
+from localchat.catalog.schema import CatalogEntry
 from localchat.reference import ModelRef
-from localchat.store.pip_models import pip_model_file
+from localchat.store.cache import find_in_hf_cache
+from localchat.store.model import LocalModel, StoreFormat
+from localchat.store.pip_models import pip_model_file, pip_model_listing
+from localchat.store.usage import last_used
 
-GGUF_MAGIC = b"GGUF"
+PIP_MODEL_FORMAT = "gguf"  # the catalog's pip packages deliver one GGUF file
 
 
-@dataclass(frozen=True)
-class LocalModel:
-    """A model whose files are all on disk.
+def find_local(ref: ModelRef, formats: Sequence[StoreFormat] = ()) -> LocalModel | None:
+    """MODEL's files if they are all on disk, else None.
 
-    ``path`` is what the engine opens (the first split, or the single file);
-    ``files`` are all of them.
+    The store knows what was pulled and what came with pip; ``formats`` (handed in by the
+    services from ``engine.registry``) say which catalog repos hold which format and which
+    files make a model.  A path is not the store's to judge: the services ask the formats.
     """
-
-    name: str
-    path: Path
-    files: tuple[Path, ...]
-    quant: str | None = None
-    repo_id: str | None = None
-    revision: str | None = None
-    format: str = "gguf"
-    extra: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def size_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.files if f.exists())
-
-
-def find_local(ref: ModelRef) -> LocalModel | None:
-    """The model's files if they are all on disk, else None."""
     if ref.kind == "path":
-        return _from_path(ref)
-    if ref.entry is not None and ref.entry.pip is not None and ref.entry.gguf is None:
-        return _from_pip(ref)
-    from localchat.store.cache import find_in_hf_cache
-
-    return find_in_hf_cache(ref)
-
-
-def _from_path(ref: ModelRef) -> LocalModel:
-    """A path is a model only when it is a GGUF file (by its magic) or a model folder."""
-    assert ref.path is not None
-    path = ref.path
-    if path.is_dir():
-        return _from_folder(path)
-    if not path.is_file():
-        raise ModelNotFound(f"no such file: {path}", hint="check the path to the .gguf")
-    _require_gguf_magic(path)
-    return LocalModel(
-        name=path.name,
-        path=path,
-        files=(path,),
-        quant=_quant_from_name(path.name),
-        extra={"source": "path"},
-    )
+        return None
+    entry = ref.entry
+    if entry is not None and entry.pip is not None and entry.gguf is None:
+        return pip_model(entry)
+    return find_in_hf_cache(ref, formats)
 
 
-def _require_gguf_magic(path: Path) -> None:
-    """``pull /etc/passwd`` must not say "on disk": only a GGUF file is a model file."""
-    try:
-        with path.open("rb") as handle:
-            magic = handle.read(4)
-    except OSError as exc:
-        raise ModelNotFound(f"cannot read {path} ({exc.strerror})") from exc
-    if magic == GGUF_MAGIC:
-        return
-    if path.suffix.lower() == ".gguf":  # meant as a model, but damaged
-        raise CorruptModelFile(
-            f"{path.name}: not a GGUF file (it does not start with GGUF)",
-            hint="delete the file and download it again",
-        )
-    raise ModelNotFound(
-        f"{path} is not a model file (not GGUF)",
-        hint="give a .gguf file, an AWQ checkpoint folder, or a model name",
-    )
-
-
-def _from_folder(path: Path) -> LocalModel:
-    """A checkpoint folder (AWQ safetensors + config.json); checked when it is loaded."""
-    weights = sorted(path.glob("*.safetensors"))
-    if not (path / "config.json").is_file() or not weights:
-        raise ModelNotFound(
-            f"{path} is not a model folder (no config.json and *.safetensors)",
-            hint="give a .gguf file or an AWQ checkpoint folder",
-        )
-    files = (path / "config.json", *weights)
-    return LocalModel(
-        name=path.name, path=path, files=files, quant="AWQ", format="awq", extra={"source": "path"}
-    )
-
-
-def _from_pip(ref: ModelRef) -> LocalModel | None:
-    assert ref.entry is not None and ref.entry.pip is not None
-    path = pip_model_file(ref.entry.name, ref.entry.pip)
-    if path is None:
+def pip_model(entry: CatalogEntry) -> LocalModel | None:
+    """The model a catalog entry's pip package delivers, if that package is installed."""
+    source = entry.pip
+    path = pip_model_file(entry.name, source) if source is not None else None
+    if source is None or path is None:
         return None
     return LocalModel(
-        name=ref.entry.name,
+        name=entry.name,
+        format=PIP_MODEL_FORMAT,
         path=path,
         files=(path,),
-        quant=ref.entry.pip.quant,
-        format="gguf",
-        extra={"source": "pip"},
+        quant=source.quant,
+        source="pip",
+        last_used=last_used(f"pip:{entry.name}"),
     )
 
 
-def _quant_from_name(filename: str) -> str | None:
-    from localchat.gguf.quants import quant_in_filename
-
-    return quant_in_filename(filename)
+def listed_pip_model(entry: CatalogEntry) -> LocalModel | None:
+    """The pip package's model as ``list`` shows it, never assembling the 253 MB file
+    (its size is the package's declared one until then); None when not installed."""
+    source = entry.pip
+    listed = pip_model_listing(entry.name, source) if source is not None else None
+    if source is None or listed is None:
+        return None
+    return LocalModel(
+        name=entry.name,
+        format=PIP_MODEL_FORMAT,
+        path=listed.path,
+        files=(listed.path,),
+        quant=source.quant,
+        source="pip",
+        last_used=last_used(f"pip:{entry.name}"),
+        declared_size_bytes=None if listed.on_disk else listed.size_bytes,
+    )

@@ -10,9 +10,14 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from localchat.jsonfile import locked_json, read_json
 from localchat.paths import data_dir
+
+# Records from older versions: without a format name (all were GGUF), or without ``opens``.
+LEGACY_FORMAT = "gguf"
+LEGACY_MODEL_SUFFIX = ".gguf"
 
 
 @dataclass(frozen=True)
@@ -22,10 +27,11 @@ class PulledModel:
     revision: str  # what was asked for ("main")
     commit: str  # the 40-hex commit the files came from
     quant: str | None
-    format: str  # "gguf" or "awq"
-    files: tuple[str, ...]  # paths inside snapshots/<commit>/; the first is what the engine opens
+    format: str  # the model format's name (``engine.registry``)
+    files: tuple[str, ...]  # paths inside snapshots/<commit>/
     size_bytes: int
     pulled_at: float
+    opens: str = ""  # the path in the snapshot the engine opens; "" for the snapshot folder
 
     @property
     def key(self) -> str:
@@ -86,15 +92,24 @@ def pinned_commit(repo_id: str, revision: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _from_dict(value: dict) -> PulledModel:
+def _from_dict(value: dict[str, Any]) -> PulledModel:
+    files = tuple(str(f) for f in value.get("files", ()))
+    opens = value.get("opens")
     return PulledModel(
         name=str(value.get("name", "")),
         repo_id=str(value.get("repo_id", "")),
         revision=str(value.get("revision", "main")),
         commit=str(value.get("commit", "")),
         quant=value.get("quant"),
-        format=str(value.get("format", "gguf")),
-        files=tuple(value.get("files", ())),
+        format=str(value.get("format", LEGACY_FORMAT)),
+        files=files,
         size_bytes=int(value.get("size_bytes", 0)),
         pulled_at=float(value.get("pulled_at", time.time())),
+        opens=str(opens) if isinstance(opens, str) else _legacy_opens(files),
     )
+
+
+def _legacy_opens(files: tuple[str, ...]) -> str:
+    """Records from before ``opens`` was kept: a model file's first part, or the folder of a
+    checkpoint (whose first file is a config or a shard, not a model file)."""
+    return files[0] if files and Path(files[0]).suffix.lower() == LEGACY_MODEL_SUFFIX else ""

@@ -12,7 +12,8 @@ from pathlib import Path
 
 from localchat.jsonfile import locked_json, read_json
 from localchat.paths import data_dir
-from localchat.store.local import LocalModel
+from localchat.store.model import LocalModel
+from localchat.store.registry import LEGACY_FORMAT
 
 
 @dataclass(frozen=True)
@@ -22,27 +23,21 @@ class UsageRecord:
     last_used: float
     path: str | None = None
     quant: str | None = None
+    format: str = LEGACY_FORMAT  # the model format's name; records before it was kept: GGUF
 
 
 def usage_file() -> Path:
     return data_dir() / "usage.json"
 
 
-def usage_key(model: LocalModel) -> str:
-    if model.repo_id:
-        return f"{model.repo_id.lower()}:{(model.quant or model.format).upper()}"
-    if model.extra.get("source") == "pip":
-        return f"pip:{model.name}"
-    return f"path:{model.path.resolve()}"
-
-
 def mark_used(model: LocalModel, *, now: float | None = None) -> None:
     """Record that ``model`` was just loaded (``list`` shows it as last used)."""
-    key = usage_key(model)
+    key = model.key
     entry = {
         "name": model.name,
         "last_used": time.time() if now is None else now,
         "quant": model.quant,
+        "format": model.format,
         "path": str(model.path.resolve()) if key.startswith("path:") else None,
     }
     try:
@@ -66,6 +61,7 @@ def all_usage() -> list[UsageRecord]:
             last_used=float(value.get("last_used", 0)),
             path=value.get("path"),
             quant=value.get("quant"),
+            format=str(value.get("format", LEGACY_FORMAT)),
         )
         for key, value in records.items()
         if isinstance(value, dict)

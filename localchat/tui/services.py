@@ -1,8 +1,8 @@
 """Everything the app asks of the rest of localchat, in one place and without Textual.
 
-The engine is reached only through ``localchat.api``; the Models screen's rows come from
-the catalog, the store, the planner and the hub.  Heavy packages are imported inside the
-functions that need them, so the chat opens without loading the planner or the hub.
+A thin door onto ``localchat.services`` (the CLI's and the server's door too): rows for
+the Models screen, fit badges from the planner's plans, pull and remove.  ``services``
+loads its parts on first use, so the chat opens without loading the planner or the hub.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from localchat.errors import LocalchatError
+from localchat import services
+from localchat.errors import LocalchatError, ModelNotFound
 from localchat.units import format_bytes as format_size
 from localchat.units import format_eta
 
 if TYPE_CHECKING:
-    from localchat.api import LoadedModel
-    from localchat.hardware.types import Hardware
-    from localchat.hub import ProgressCallback
-    from localchat.planner import Plan
-    from localchat.store import LocalModel
+    from localchat.services import Hardware, LoadedModel, LocalModel, Plan, ProgressCallback
 
 __all__ = ["Fit", "Loader", "ModelRow", "PullCancelled", "format_eta", "format_size"]
 
@@ -49,34 +46,23 @@ class ModelRow:
 
 
 def open_model(model: str | None = None, **options: Any) -> LoadedModel:
-    """``localchat.api.open_model`` for the app: llama.cpp's native stderr is left alone,
-    because Textual draws on the terminal's stderr."""
-    from localchat import api
-
-    return api.open_model(model, capture_native_stderr=False, **options)
+    """``localchat.services.open_model`` for the app: llama.cpp's native stderr is left
+    alone, because Textual draws on the terminal's stderr."""
+    return services.open_model(model, capture_native_stderr=False, **options)
 
 
 def cancel_loads() -> None:
     """Stop a model load under way (the app is quitting)."""
-    from localchat import api
-
-    api.cancel_loads()
+    services.cancel_loads()
 
 
 def catalog_rows() -> list[ModelRow]:
-    """One row per catalog model and quant (GGUF and pip-delivered), then the models on
-    disk that the catalog does not name.  Fit badges come later (``with_fit``)."""
-    from localchat.catalog import load_catalog
-
+    """One row per catalog model and quant, then the models on disk that the catalog does
+    not name.  Fit badges come later (``with_fit``)."""
     rows: list[ModelRow] = []
     paths_on_disk: set[str] = set()
-    for entry in load_catalog().entries.values():
-        quants: list[tuple[str, int | None]] = []
-        if entry.gguf is not None:
-            quants += [(q.quant, q.size_bytes) for q in entry.gguf.quants.values()]
-        elif entry.pip is not None:
-            quants.append((entry.pip.quant, entry.pip.size_bytes))
-        for quant, size in quants:
+    for entry in services.catalog_entries():
+        for quant, size in services.listed_quants(entry).items():
             key = f"{entry.name}:{quant}"
             local = find_local(key)
             if local is not None:
@@ -88,20 +74,14 @@ def catalog_rows() -> list[ModelRow]:
 
 def hub_rows(repo: str) -> list[ModelRow]:
     """Quants of a typed-in ``owner/repo``, listed from the hub ([] when it cannot be:
-    offline, unknown repo, no GGUF files)."""
-    from localchat.hub.client import fetch_listing
-    from localchat.hub.resolve import group_gguf_files, remote_files
-
+    offline, unknown repo, nothing localchat runs)."""
     try:
-        _commit, entries = fetch_listing(repo, "main")
-        groups = group_gguf_files(remote_files(entries))
+        quants = services.hub_quants(repo)
     except LocalchatError:
         return []
     return [
-        ModelRow(
-            f"{repo}:{g.quant}", repo, g.quant, g.size_bytes, "", is_on_disk(f"{repo}:{g.quant}")
-        )
-        for g in groups
+        ModelRow(f"{repo}:{quant}", repo, quant, size, "", is_on_disk(f"{repo}:{quant}"))
+        for quant, size in quants.items()
     ]
 
 
@@ -115,20 +95,15 @@ def is_on_disk(key: str) -> bool:
 
 def find_local(key: str) -> LocalModel | None:
     """The model's files on disk; None when absent or when ``key`` names no model."""
-    from localchat.catalog import load_catalog
-    from localchat.reference import parse_model_ref
-    from localchat.store import find_local as store_find_local
-
     try:
-        return store_find_local(parse_model_ref(key, load_catalog()))
+        ref, _ = services.resolve_model(key)
+        return services.find_on_disk(ref)
     except LocalchatError:
         return None
 
 
 def detect_hardware() -> Hardware:
-    from localchat.hardware import detect_hardware as detect
-
-    return detect()
+    return services.detect_hardware()
 
 
 def fit_for(key: str, hardware: Hardware | None, *, offline: bool = True) -> Fit:
@@ -139,14 +114,9 @@ def fit_for(key: str, hardware: Hardware | None, *, offline: bool = True) -> Fit
 
 def plan_for(key: str, hardware: Hardware, *, offline: bool = True) -> Plan | None:
     """The planner's plan: local headers or catalog figures, or (``offline=False``) the
-    remote GGUF headers read by HTTP Range.  None when the planner cannot plan it."""
-    from localchat import planner
-    from localchat.catalog import load_catalog
-    from localchat.reference import parse_model_ref
-
+    remote headers read by HTTP Range.  None when the planner cannot plan it."""
     try:
-        ref = parse_model_ref(key, load_catalog())
-        return planner.plan_reference(ref, hardware, offline=offline)
+        return services.plan_model(key, hardware, offline=offline)
     except LocalchatError:
         return None
 
@@ -176,40 +146,29 @@ def describe_plan(plan: Plan | None) -> str:
 
 def pull(key: str, progress: ProgressCallback) -> LocalModel:
     """Download a model with progress events; raise ``PullCancelled`` from ``progress``."""
-    from localchat import hub
-    from localchat.catalog import load_catalog
-    from localchat.reference import parse_model_ref
-
-    return hub.pull(parse_model_ref(key, load_catalog()), progress=progress)
+    return services.pull_model(key, progress=progress)
 
 
 def remove(key: str) -> bool:
-    """Delete a model's files; False when nothing was on disk."""
-    from localchat import store
-
-    local = find_local(key)
-    if local is None:
+    """Delete a model's files (as ``localchat rm`` would); False when nothing was on disk."""
+    try:
+        removal = services.removal_for(key)
+    except ModelNotFound:
         return False
-    wanted = str(local.path)
-    for installed in store.list_local():
-        if installed.path == wanted or wanted in installed.files:
-            store.remove(installed)
-            return True
-    return False
+    services.remove_models(removal)
+    return True
 
 
 def local_rows(known_paths: set[str], known_keys: Collection[str] = ()) -> list[ModelRow]:
     """Models on disk that the catalog rows do not cover (other HF repos, local files)."""
-    from localchat import store
-
     rows = []
-    for model in store.list_local():
+    for model in services.installed_models():
         quant = model.quant or "?"
-        if model.path in known_paths or model.format != "gguf" or model.source == "pip":
+        if str(model.path) in known_paths or model.source == "pip":
             continue
         if f"{model.name}:{quant}".lower() in known_keys:
             continue
-        key = model.path if model.source == "path" or not model.repo_id else model.key
+        key = str(model.path) if model.source == "path" or not model.repo_id else model.key
         description = f"on disk ({model.source})"
         rows.append(ModelRow(key, model.name, quant, model.size_bytes, description, True))
     return rows

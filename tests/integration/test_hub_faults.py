@@ -283,8 +283,8 @@ def test_proxy_path_through_httpx2_also_resumes(
     """When a proxy applies, the GET goes through huggingface_hub's httpx2 session."""
     import localchat.hub.http_get as http_get
     from localchat.catalog import load_catalog
-    from localchat.hub import pull as pull_model
     from localchat.reference import parse_model_ref
+    from localchat.services import pull_model
 
     used: list[str] = []
     # Pretend a proxy applies; no proxy is configured, so httpx2 still reaches the loopback hub.

@@ -1,6 +1,6 @@
 """Cancelling a pull from its progress callback (what the TUI's Cancel button does).
 
-Real ``localchat.hub.pull`` over real HTTP; the hub is the loopback fake hub, because the
+Real ``localchat.services.pull_model`` over real HTTP; the hub is the loopback fake hub, because the
 real hub's internet address cannot be reached here.
 """
 
@@ -11,9 +11,9 @@ import hashlib
 import pytest
 
 from localchat.catalog import load_catalog
-from localchat.hub import pull
 from localchat.paths import hf_cache_dir, partial_downloads_dir
 from localchat.reference import parse_model_ref
+from localchat.services import pull_model as pull
 from tests.fixtures.fakehub import FakeHub, cache_files, fake_hub, make_gguf_like  # noqa: F401
 
 REPO = "acme/cancel-GGUF"

@@ -1,4 +1,4 @@
-"""``pull`` by catalog name, ``ensure_local``, ``list`` and ``rm`` on a real cache.
+"""``pull`` by catalog name, ``services.pull.ensure_local``, ``list`` and ``rm`` on a real cache.
 
 Real code and files throughout; the hub is the loopback fake hub (``HF_ENDPOINT``).
 """
@@ -75,7 +75,8 @@ def test_rm_of_something_not_on_disk(hub: FakeHub, localchat_home: Path) -> None
 
 
 def test_ensure_local_pulls_and_reports_progress(hub: FakeHub, localchat_home: Path) -> None:
-    from localchat.hub import PullProgress, ensure_local
+    from localchat.services import PullProgress
+    from localchat.services.pull import ensure_local
 
     ref = parse_model_ref("qwen2.5-0.5b:Q4_K_M", load_catalog())
     with pytest.raises(ModelNotFound) as info:
@@ -112,7 +113,7 @@ def test_files_from_other_hf_tools_are_reused(hub: FakeHub, localchat_home: Path
 
 
 def test_path_models_that_ran_are_listed(hub: FakeHub, localchat_home: Path, tmp_path: Path):
-    from localchat.hub import ensure_local
+    from localchat.services.pull import ensure_local
 
     model_file = tmp_path / "mine-Q5_K_M.gguf"
     model_file.write_bytes(make_gguf_like(10_000))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localchat.hardware import doctor
-from localchat.hardware.doctor import Facts
 from localchat.hardware.types import AmxStatus, GpuInfo, LlamaBuildInfo
+from localchat.services import doctor
+from localchat.services.doctor import Facts
 
 GIB = 1024**3
 PORTABLE = ("SSE3", "SSSE3", "AVX", "AVX2", "F16C", "FMA", "BMI2", "LLAMAFILE", "OPENMP")

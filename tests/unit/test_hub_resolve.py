@@ -6,16 +6,10 @@ import hashlib
 
 import pytest
 
+from localchat.engine.gguf_files import group_gguf_files, joined_name, pick_group
 from localchat.errors import ModelNotFound
 from localchat.gguf.quants import classify_gguf_path, quant_in_stem
-from localchat.hub.resolve import (
-    RemoteFile,
-    fallback_choose_quant,
-    group_gguf_files,
-    joined_name,
-    pick_group,
-    quant_sizes,
-)
+from localchat.hub import RemoteFile
 from localchat.hub.verify import ExpectedDigest
 
 
@@ -131,14 +125,6 @@ def test_classify_and_joined_name() -> None:
     assert classify_gguf_path("x.Q6_K.gguf.part2of2") == ("x.Q6_K", "parts", 2, 2)
     assert classify_gguf_path("config.json") is None
     assert joined_name("dir/x.Q6_K.gguf.part1of2") == "dir/x.Q6_K.gguf"
-
-
-def test_fallback_choice_is_best_quality_under_80_percent_of_memory() -> None:
-    sizes = quant_sizes(group_gguf_files(files("M-Q8_0.gguf", size=90)))
-    sizes.update({"Q4_K_M": 50, "Q2_K": 30})
-    assert fallback_choose_quant(sizes, memory_bytes=100) == "Q4_K_M"
-    assert fallback_choose_quant(sizes, memory_bytes=1000) == "Q8_0"
-    assert fallback_choose_quant(sizes, memory_bytes=10) == "Q2_K"  # nothing fits: smallest
 
 
 def test_git_sha1_digest_matches_git_hash_object() -> None:

@@ -146,8 +146,8 @@ def test_device_split_gives_unused_registered_workers_nothing(monkeypatch) -> No
 
 
 def test_doctor_says_how_to_rebuild_without_rpc() -> None:
-    from localchat.hardware.doctor import Facts, check_rpc
     from localchat.hardware.types import LlamaBuildInfo
+    from localchat.services.doctor import Facts, check_rpc
 
     without = check_rpc(Facts(python="py", build=LlamaBuildInfo("0.3.36", False)))
     assert without is not None and "not built in" in without.line()

@@ -1,31 +1,27 @@
-"""``open_model`` when a server runs the model: ``--engine URL``, ``LOCALCHAT_ENGINE``, or a
-running ``localchat serve`` (see ``engine.endpoints``).
+"""Open a model that a server runs: ``--engine URL``, ``LOCALCHAT_ENGINE``, or a running
+``localchat serve`` (see ``engine.endpoints``).
 
 The server applies the model's chat template, so the prompt goes as messages; the
-format here only renders text for token estimates and splits ``<thinking>`` (the
+chat format here only renders text for token estimates and splits ``<thinking>`` (the
 remote backend wraps a server's ``reasoning_content`` in it) from the answer.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-from localchat.catalog import load_catalog
+from localchat.engine import load_backend
+from localchat.engine.endpoints import remote_settings
 from localchat.engine.settings import RemoteSettings
 from localchat.errors import LocalchatError
 from localchat.formats import ChatFormat, ReflectionParser
-from localchat.reference import ModelRef, parse_model_ref
+from localchat.services.model import LoadedModel, OpenOptions
+from localchat.services.resolve import ModelRef, resolve_model
 from localchat.types import Message
-
-if TYPE_CHECKING:
-    from localchat.api import LoadedModel, OpenOptions
 
 
 def remote_settings_for(model: str | None, opts: OpenOptions) -> RemoteSettings | None:
     """The server that should run MODEL, or None to run it in this process."""
-    from localchat.engine.endpoints import remote_settings
-
     return remote_settings(
         model,
         engine=opts.engine,
@@ -37,18 +33,16 @@ def remote_settings_for(model: str | None, opts: OpenOptions) -> RemoteSettings 
 
 
 def open_remote(settings: RemoteSettings, opts: OpenOptions) -> LoadedModel:
-    from localchat.api import LoadedModel
-    from localchat.engine import load_backend
-
     backend = load_backend(settings)
-    return LoadedModel(_ref(backend.model_name), None, None, backend, REMOTE_FORMAT, opts.settings)
+    name = str(getattr(backend, "model_name", settings.model))
+    return LoadedModel(_ref(name), None, None, backend, REMOTE_FORMAT, opts.settings)
 
 
 def _is_path(model: str | None) -> bool:
     if not model:
         return False
     try:
-        return parse_model_ref(model, load_catalog()).kind == "path"
+        return resolve_model(model)[0].kind == "path"
     except LocalchatError:
         return False
 
@@ -56,7 +50,7 @@ def _is_path(model: str | None) -> bool:
 def _ref(name: str) -> ModelRef:
     """The server's model name; a catalog entry's sampling applies when it names one."""
     try:
-        ref = parse_model_ref(name, load_catalog(), allow_paths=False)
+        ref: ModelRef | None = resolve_model(name, allow_paths=False)[0]
     except LocalchatError:
         ref = None
     if ref is not None and ref.display_name.lower() == name.lower():

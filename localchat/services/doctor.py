@@ -14,12 +14,26 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
+
+from localchat.catalog import load_catalog
+from localchat.errors import BackendUnavailable, LocalchatError
+from localchat.hardware.amx import detect_amx
+from localchat.hardware.apple import is_apple_silicon
+from localchat.hardware.cpu import _sysctl, model_and_flags
 from localchat.hardware.llama_build import (
     ISA_FLAG_FOR_FEATURE,
+    detect_llama_build,
+    first_line,
+    llama_cpp_installed,
     looks_native,
     unusable_isa_features,
 )
+from localchat.hardware.nvidia import detect_nvidia, nvidia_hardware_present
+from localchat.hardware.rpc import RPC_REBUILD_HINT
 from localchat.hardware.types import AmxStatus, GpuInfo, LlamaBuildInfo
+from localchat.hub.client import hub_endpoint, is_offline
+from localchat.paths import hf_cache_dir
 
 PIP_REINSTALL = "pip install --upgrade --force-reinstall --no-cache-dir"
 CUDA_WHEEL_INDEX = "https://abetlen.github.io/llama-cpp-python/whl/cu124"
@@ -123,8 +137,6 @@ def check_rpc(facts: Facts) -> CheckResult | None:
         return None
     if facts.build.supports_rpc:
         return CheckResult(True, "llama.cpp RPC is built in (`localchat worker`, `--rpc`)")
-    from localchat.hardware.rpc import RPC_REBUILD_HINT
-
     fix = RPC_REBUILD_HINT.replace("pip install", f"{facts.python} -m pip install", 1)
     return CheckResult(
         True, f"llama.cpp RPC is not built in, so no `localchat worker` or `--rpc`; to {fix}"
@@ -263,8 +275,6 @@ def _existing_parent(path: Path) -> Path:
 
 
 def _is_ram_filesystem(path: Path) -> bool:
-    import psutil
-
     resolved = str(path.resolve())
     best, fstype = "", ""
     for part in psutil.disk_partitions(all=True):
@@ -277,12 +287,10 @@ def _is_ram_filesystem(path: Path) -> bool:
 
 def probe_hub(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> tuple[str, str]:
     """(endpoint, problem): "" when the hub answered at all, "offline" when not asked."""
-    from localchat.hub.client import hub_endpoint, is_offline
-
     endpoint = hub_endpoint()
     if is_offline():
         return endpoint, "offline"
-    from huggingface_hub import get_session
+    from huggingface_hub import get_session  # 0.2 s to import: only when the hub is asked
 
     try:
         response = get_session().get(f"{endpoint}/api/models?limit=1", timeout=timeout_s)
@@ -296,9 +304,6 @@ def probe_hub(timeout_s: float = HUB_PROBE_TIMEOUT_S) -> tuple[str, str]:
 
 def _default_model_size() -> tuple[str, int | None]:
     """The catalog's default model and its smallest GGUF quant, in bytes."""
-    from localchat.catalog import load_catalog
-    from localchat.errors import LocalchatError
-
     try:
         catalog = load_catalog()
     except LocalchatError:
@@ -312,25 +317,11 @@ def _default_model_size() -> tuple[str, int | None]:
 def _running_under_rosetta() -> bool:
     if sys.platform != "darwin" or platform.machine() != "x86_64":
         return False
-    from localchat.hardware.cpu import _sysctl
-
     return _sysctl("sysctl.proc_translated") == "1"
 
 
 def gather_facts() -> Facts:
     """Read this machine (imports llama_cpp; runs the AMX probe when CPUID advertises it)."""
-    from localchat.errors import BackendUnavailable
-    from localchat.hardware.amx import detect_amx
-    from localchat.hardware.apple import is_apple_silicon
-    from localchat.hardware.cpu import model_and_flags
-    from localchat.hardware.llama_build import (
-        detect_llama_build,
-        first_line,
-        llama_cpp_installed,
-    )
-    from localchat.hardware.nvidia import detect_nvidia, nvidia_hardware_present
-    from localchat.paths import hf_cache_dir
-
     build, load_error = None, ""
     try:
         build = detect_llama_build()
@@ -363,3 +354,8 @@ def gather_facts() -> Facts:
         default_model=default_model,
         default_model_bytes=default_model_bytes,
     )
+
+
+def run_doctor() -> list[CheckResult]:
+    """Every check that applies to this machine, in a fixed order."""
+    return run_checks(gather_facts())

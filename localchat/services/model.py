@@ -1,0 +1,166 @@
+"""A loaded model: what ``open_model`` returns to the CLI, the app, the server and the API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from localchat.engine.base import Backend
+from localchat.engine.repetition import guard_stream
+from localchat.formats import ChatFormat, ReplyParser
+from localchat.hub import ProgressCallback
+from localchat.planner import Plan
+from localchat.reference import ModelRef
+from localchat.settings import Settings
+from localchat.store import LocalModel
+from localchat.types import GenerationStats, Message, PromptSpec, SamplingParams, TextStream
+
+Notice = Callable[[str], None]
+
+# A reply's length limit unless the model's format, settings.toml or the caller set one
+# (README, "Reply length").  Base models get a shorter one from their chat format.
+DEFAULT_MAX_TOKENS = 2048
+
+
+@dataclass
+class OpenOptions:
+    """How to open a model; every field is optional."""
+
+    n_ctx: int | None = None
+    n_threads: int | None = None  # CPU threads; None: settings.toml's, else from the hardware
+    quant: str | None = None
+    allow_download: bool = True
+    progress: ProgressCallback | None = None
+    notice: Notice | None = None  # one-line notes for the user (fallbacks, retries)
+    settings_overrides: dict[str, Any] = field(default_factory=dict)  # backend load settings
+    settings: Settings | None = None  # the user's settings; None reads settings.toml
+    capture_native_stderr: bool = True  # False inside the TUI, which draws on stderr
+    engine: str | None = None  # an OpenAI-compatible base URL; else LOCALCHAT_ENGINE
+    local: bool = False  # in this process even when a localchat server is running
+    api_key: str | None = None  # for the engine or server; else LOCALCHAT_API_KEY
+    rpc: str | None = None  # llama.cpp RPC workers "host:port,..."; None: settings.toml's
+    link: str | None = None  # network speed to the workers ("1Gbit"), for the plan
+
+
+class LoadedModel:
+    """A model loaded in the engine; stays loaded until ``close()``."""
+
+    def __init__(
+        self,
+        ref: ModelRef,
+        local: LocalModel | None,  # None: a server runs it (``engine.remote_engine``)
+        plan: Plan | None,  # None: a server planned it
+        backend: Backend,
+        chat_format: ChatFormat,
+        user_settings: Settings | None = None,
+    ) -> None:
+        self.ref = ref
+        self.local = local
+        self.plan = plan
+        self.backend = backend
+        self.chat_format = chat_format
+        self.user_settings = user_settings or Settings()
+
+    @property
+    def name(self) -> str:
+        return self.local.name if self.local is not None else self.ref.display_name
+
+    @property
+    def quant(self) -> str | None:
+        return self.local.quant if self.local is not None else self.ref.quant
+
+    @property
+    def path(self) -> Path | None:
+        return self.local.path if self.local is not None else None
+
+    @property
+    def model_format(self) -> str | None:
+        """The model format's name ("gguf", "awq"); None when a server runs the model."""
+        return self.local.format if self.local is not None else None
+
+    @property
+    def engine_label(self) -> str:
+        """Where the model runs: "in-process llama.cpp", "localchat server http://...", ..."""
+        described = self.backend.settings.describe()
+        backend, engine = described["backend"], described.get("engine")
+        return f"{backend} {engine}" if engine else f"in-process {backend}"
+
+    @property
+    def n_ctx(self) -> int:
+        return self.backend.n_ctx
+
+    @property
+    def plan_summary(self) -> dict[str, Any]:
+        summary = dict(self.plan.to_json()) if self.plan is not None else {}
+        summary.update(self.backend.settings.describe())  # what was loaded, after any retry
+        summary["load_s"] = round(self.backend.load_report.load_s, 3)
+        summary["load_retries"] = list(self.backend.load_report.retries)
+        return summary
+
+    @property
+    def last_stats(self) -> GenerationStats:
+        return self.backend.last_stats
+
+    @property
+    def system_prompt(self) -> str | None:
+        """The system prompt a new conversation starts with (settings.toml's), if any."""
+        return self.user_settings.system_prompt or None
+
+    def default_sampling(self) -> SamplingParams:
+        """Sampling for this model: ``DEFAULT_MAX_TOKENS``, then the chat format's and the
+        catalog entry's recommendations, then the user's settings over them."""
+        values: dict[str, Any] = {
+            "max_tokens": DEFAULT_MAX_TOKENS,
+            **self.chat_format.default_sampling,
+        }
+        entry = self.ref.entry
+        if entry is not None:
+            values.update(entry.sampling)
+        known = {k: v for k, v in values.items() if k in SamplingParams.__dataclass_fields__}
+        return self.user_settings.sampling(SamplingParams(**known))
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+    ) -> TextStream:
+        """The reply as text pieces; ``close()`` it to stop generating.
+
+        ``last_stats.finish_reason`` says why it ended: stop, length (``max_tokens``),
+        repetition (it began to loop; ``engine.repetition``) or cancelled.  ``stop``
+        adds stop strings to the chat format's.
+        """
+        prompt = self.chat_format.prompt(list(messages))
+        return self._stream(replace(prompt, stop_strings=(*prompt.stop_strings, *stop)), sampling)
+
+    def stream_completion(
+        self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
+    ) -> TextStream:
+        """Continue ``text`` as it is, without the chat format (a raw completion)."""
+        return self._stream(PromptSpec(text=text, stop_strings=tuple(stop)), sampling)
+
+    def _stream(self, prompt: PromptSpec, sampling: SamplingParams | None) -> TextStream:
+        sampling = sampling or self.default_sampling()
+        stream = self.backend.stream(prompt, sampling)
+        return guard_stream(stream) if sampling.stop_on_repetition else stream
+
+    def render_prompt(self, messages: Sequence[Message]) -> str:
+        return self.chat_format.render(list(messages))
+
+    def count_tokens(self, text: str) -> int:
+        return self.backend.count_tokens(text)
+
+    def reply_parser(self) -> ReplyParser | None:
+        return self.chat_format.reply_parser()
+
+    def close(self) -> None:
+        self.backend.close()
+
+    def __enter__(self) -> LoadedModel:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
