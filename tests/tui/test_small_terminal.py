@@ -7,6 +7,7 @@ opened, where notices appear.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -35,18 +36,31 @@ async def footer_fits(pilot) -> None:
     """Every key in the footer lies inside the screen and clear of the palette key.
 
     The footer rebuilds itself whenever the keys change (focus, a model loaded), and is
-    empty for a moment while it does: wait for its keys first."""
+    empty for a moment while it does: the check runs on one consistent view of it, retried
+    until the footer has keys, and its failure names the key that does not fit."""
     app = pilot.app
-    footer = app.screen.query_one(Footer)
-    await wait_for(pilot, lambda: bool(footer.query(FooterKey)))
-    keys = list(footer.query(FooterKey))
-    assert keys, "the footer shows no keys"
+    with contextlib.suppress(AssertionError):
+        await wait_for(pilot, lambda: not _footer_problems(app))
+    assert _footer_problems(app) == []
+
+
+def _footer_problems(app) -> list[str]:
+    keys = list(app.screen.query_one(Footer).query(FooterKey))
+    if not keys:
+        return ["the footer shows no keys"]
     palette = [k for k in keys if k.description == "palette"]
     limit = palette[0].region.x if palette else app.screen.region.right
-    for key in keys:
-        assert app.screen.region.contains_region(key.region), key.description
-        if key not in palette:
-            assert key.region.right <= limit, f"{key.description} runs under the palette key"
+    problems = [
+        f"{key.description} lies outside the screen"
+        for key in keys
+        if not app.screen.region.contains_region(key.region)
+    ]
+    problems += [
+        f"{key.description} runs under the palette key"
+        for key in keys
+        if key not in palette and key.region.right > limit
+    ]
+    return problems
 
 
 async def test_models_every_column_is_visible(make_app, monkeypatch) -> None:
