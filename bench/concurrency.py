@@ -199,6 +199,8 @@ def measure(args: argparse.Namespace, config: dict[str, Any], log: Path) -> dict
     engine = Engine(config, slots)
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {"native": {}, "localchat": {}}
     try:
+        for side in (native, engine):  # untimed: first decodes page weights in, build graphs
+            side.run(["Warm up."], 4)
         for round_index in range(args.rounds):
             for n in args.streams:
                 prompts = prompts_for(n, round_index)
@@ -222,6 +224,8 @@ def measure_single(args: argparse.Namespace, config: dict[str, Any], log: Path) 
         bare, engine = Child(BARE_CHILD, cfg, log), Engine(cfg, 1)
         runs: dict[str, list[dict[str, Any]]] = {"bare": [], "localchat": []}
         try:
+            for side in (bare, engine):
+                side.run(["Warm up."], 4)
             for round_index in range(args.rounds):
                 prompts = prompts_for(1, round_index)
                 for name, side in [("bare", bare), ("localchat", engine)][

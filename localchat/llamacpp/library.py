@@ -93,7 +93,10 @@ class LlamaCppLibrary:
     def on_abort(self, message: bytes | None) -> None:
         """ggml is about to abort(): report it in one line and end the process."""
         lines = (message or b"").decode(errors="replace").strip().splitlines()
-        self._fatal_handler(self._abort_reporter(lines[0] if lines else "llama.cpp aborted"))
+        text = lines[0] if lines else "llama.cpp aborted"
+        if "GGML_ASSERT" in text:  # drop the build's source path and line
+            text = text[text.index("GGML_ASSERT") :]
+        self._fatal_handler(self._abort_reporter(text))
 
 
 def _default_fatal(exc: LocalchatError) -> NoReturn:
