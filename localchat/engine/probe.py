@@ -237,7 +237,11 @@ def _load_and_decode(model_path: Path) -> int:
     lib.log.to_file, lib.log.echo_to_stderr = False, True  # the parent keeps our output
     params = ModelParams(n_gpu_layers=0, use_mmap=True, repack=False, abortable=False)
     model = LlamaModel(lib.native, model_path, params)
-    context = LlamaContext(model, ContextParams(n_ctx=PROBE_CTX_TOKENS, n_batch=PROBE_CTX_TOKENS))
+    cpus = os.cpu_count() or 1
+    context_params = ContextParams(
+        n_ctx=PROBE_CTX_TOKENS, n_batch=PROBE_CTX_TOKENS, n_threads=cpus, n_threads_batch=cpus
+    )
+    context = LlamaContext(model, context_params)
     tokens = model.tokenize(PROBE_TEXT, add_special=model.add_bos)[: PROBE_CTX_TOKENS // 2]
     batch = Batch(max(len(tokens), 1), 1)
     batch.add_run(tokens or [0], 0, 0, last_logits=True)

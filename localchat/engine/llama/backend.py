@@ -12,6 +12,7 @@ incremental UTF-8, the budget, finish reasons and stats are per stream.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import random
 import time
 from collections.abc import Iterator
@@ -71,10 +72,15 @@ class LlamaBackend:
         return self._stats
 
     def count_tokens(self, text: str) -> int:
-        return len(self._model.tokenize(text, add_special=False))
+        return len(self._open_model().tokenize(text, add_special=False))
 
     def token_text(self, token_id: int) -> str:
-        return self._model.piece(token_id, special=True).decode("utf-8", errors="replace")
+        return self._open_model().piece(token_id, special=True).decode("utf-8", errors="replace")
+
+    def _open_model(self) -> LlamaModel:
+        if self._loaded is None:
+            raise EngineError("the model was closed")
+        return self._model
 
     # -- generation ------------------------------------------------------------
 
@@ -137,8 +143,9 @@ class LlamaBackend:
         return TextStream(_CancelOnClose(pieces, channel), stats)
 
     def _tokenize_prompt(self, prompt: PromptSpec) -> list[int]:
-        add_bos = not prompt.has_bos and self._model.add_bos
-        tokens = self._model.tokenize(prompt.text, add_special=add_bos, parse_special=True)
+        model = self._open_model()
+        add_bos = not prompt.has_bos and model.add_bos
+        tokens = model.tokenize(prompt.text, add_special=add_bos, parse_special=True)
         if not tokens:
             raise EngineError(
                 "the model's vocabulary turns the prompt into no tokens at all",
@@ -206,10 +213,11 @@ class _CancelOnClose:
         return next(self._pieces)
 
     def close(self) -> None:
+        self._channel.cancel()  # first: safe from any thread
         close = getattr(self._pieces, "close", None)
         if close is not None:
-            close()
-        self._channel.cancel()
+            with contextlib.suppress(ValueError):  # closed from another thread mid-read
+                close()
 
     def __del__(self) -> None:
         self._channel.cancel()
