@@ -1,7 +1,8 @@
 """Concurrent streams: llama.cpp's own server (xllamacpp) vs localchat's engine with N slots.
 
-Both sides load the same GGUF with the same slots, unified KV cache, context per slot,
-threads and token budget, and decode greedily a fixed number of tokens per stream
+Both sides load the same GGUF with the same slots, unified KV cache (full-size for
+sliding-window layers), context per slot, threads, flash attention (off unless
+``--flash-attn``) and token budget, and decode greedily a fixed number of tokens per stream
 (end-of-generation ignored) for 1, 2, 4 and 8 concurrent streams, in alternating
 rounds (so drift on a shared machine hits both alike):
 
@@ -50,6 +51,9 @@ p.model.path = cfg["model"]
 p.n_parallel, p.kv_unified = cfg["slots"], True
 p.n_ctx, p.n_batch, p.n_ubatch = cfg["slots"] * cfg["ctx_per_seq"], 512, 512
 p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
+p.swa_full = True  # localchat's (and llama.cpp's context) default; the server's is False
+fa = x.llama_flash_attn_type
+p.flash_attn_type = fa.LLAMA_FLASH_ATTN_TYPE_ENABLED if cfg["flash_attn"] else fa.LLAMA_FLASH_ATTN_TYPE_DISABLED
 server = x.Server(p)
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
@@ -76,7 +80,8 @@ sink = llama_cpp.llama_log_callback(lambda level, text, data: None)
 llama_cpp.llama_log_set(sink, ctypes.c_void_p(0))
 cfg = json.loads(sys.argv[1])
 llm = llama_cpp.Llama(model_path=cfg["model"], n_ctx=cfg["ctx_per_seq"], n_gpu_layers=0,
-                      n_threads=cfg["threads"], n_threads_batch=cfg["threads"], verbose=False)
+                      n_threads=cfg["threads"], n_threads_batch=cfg["threads"],
+                      flash_attn=cfg["flash_attn"], verbose=False)
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
     job = json.loads(line)
@@ -133,6 +138,7 @@ class Engine:
             n_parallel=slots,
             n_threads=config["threads"],
             n_threads_batch=config["threads"],
+            flash_attn=config["flash_attn"],
         )
         self.backend = LlamaBackend(settings)
         self.backend._is_end = lambda token, stop_ids: False  # bench only: fixed token counts
@@ -267,6 +273,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--ctx-per-seq", type=int, default=512)
     parser.add_argument("--threads", type=int, default=0, help="0: the physical cores")
+    parser.add_argument("--flash-attn", action="store_true", help="both sides (default: off)")
     parser.add_argument("--single", action="store_true", help="also vs bare llama-cpp-python")
     parser.add_argument("--quick", action="store_true", help="1,2,4 streams, 32 tokens, 1 round")
     args = parser.parse_args()
@@ -277,13 +284,19 @@ def main() -> None:
 
     threads = args.threads or psutil.cpu_count(logical=False) or 1
     model = args.model or _pip_model()
-    config = {"model": str(model), "ctx_per_seq": args.ctx_per_seq, "threads": threads}
+    config = {
+        "model": str(model),
+        "ctx_per_seq": args.ctx_per_seq,
+        "threads": threads,
+        "flash_attn": args.flash_attn,
+    }
     with tempfile.TemporaryDirectory() as home:
         os.environ["LOCALCHAT_HOME"] = home  # llama.log and the probe's record stay here
         log = Path(home) / "children.log"
         report: dict[str, Any] = {
             "model": model.name,
             "threads": threads,
+            "flash_attn": args.flash_attn,
             "tokens_per_stream": args.tokens,
             "ctx_per_seq": args.ctx_per_seq,
             "rounds": args.rounds,
