@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from localchat.engine.llama.slots import Request, Slot, common_prefix
+from localchat.errorlog import write_traceback
 from localchat.errors import EngineError, LocalchatError
 from localchat.llamacpp.batch import Batch
 from localchat.llamacpp.context import DECODE_NO_KV_SLOT, DECODE_OK, LlamaContext
@@ -102,8 +103,9 @@ class Scheduler:
                 if not worked:
                     self._wake.wait()
         except BaseException as exc:  # a bug: every stream gets the error, none hangs
+            write_traceback(exc, context="the llama.cpp decode loop")
             self._fail_all(EngineError(f"the llama.cpp decode loop failed: {exc!r}"))
-            raise
+            return
         self._fail_all(EngineError("the model was closed"))
 
     def _fail_all(self, error: LocalchatError) -> None:
