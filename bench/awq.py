@@ -46,9 +46,9 @@ def child(kind: str, path: Path, tokens: int, threads: int) -> dict:
         torch.set_num_threads(threads)
         settings = AwqSettings(path, n_ctx=512, n_threads=threads)
     else:
-        from localchat.engine.llama import import_llama_cpp
+        from localchat.llamacpp import library
 
-        import_llama_cpp()
+        _ = library().native  # load llama.cpp before the clock starts
         settings = LlamaSettings(path, n_ctx=512, n_threads=threads)
     imported = time.perf_counter()
     backend = load_backend(settings)

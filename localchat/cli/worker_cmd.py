@@ -76,7 +76,7 @@ def worker(
     click.echo(
         f"localchat worker: serving {device.name} ({device.description}) on {endpoint}: "
         f"{device.free_bytes / 2**30:.1f} GiB free of {device.total_bytes / 2**30:.1f} GiB"
-        + (f", {threads} threads" if device.kind == "cpu" else "")
+        + (f", {threads} threads" if device.kind_label == "cpu" else "")
     )
     click.echo(f"tensor cache: {running.cache_dir}")
     click.echo(f"use it with: localchat ask --rpc {endpoint} ...   (Ctrl-C stops)")

@@ -33,19 +33,24 @@ def decode_tokens(
     budget: int,
     stats: GenerationStats,
     close: Callable[[], object] | None = None,
+    started_at: float | None = None,
+    produced_at: Callable[[], float] = time.perf_counter,
 ) -> Iterator[str]:
     """Yield the text of ``tokens`` until an end token, a stop string or ``budget`` tokens.
 
     The finish reason stays "cancelled" when the consumer closes this generator
     early (the held-back tail is then dropped).  ``close`` (the backend's token
-    generator) is called first when decoding ends, however it ends.
+    generator) is called first when decoding ends, however it ends.  Times are
+    ``time.perf_counter()`` values: ``started_at`` when the request was made (default:
+    the first read), ``produced_at()`` when the token just read was made (default: now;
+    a backend that decodes in another thread knows better than the reader).
     """
     stats.finish_reason = "cancelled"
-    started = time.perf_counter()
+    started = time.perf_counter() if started_at is None else started_at
     first_token_at = last_token_at = started
     try:
         for token in tokens:
-            last_token_at = time.perf_counter()
+            last_token_at = produced_at()
             if stats.completion_tokens == 0:
                 first_token_at = last_token_at
                 stats.time_to_first_token_s = first_token_at - started
@@ -71,7 +76,7 @@ def decode_tokens(
     finally:
         if close is not None:
             close()
-        stats.total_s = time.perf_counter() - started
+        stats.total_s = max(time.perf_counter(), last_token_at) - started
         stats.decode_tokens_per_s = decode_rate(
             stats.completion_tokens, last_token_at - first_token_at
         )

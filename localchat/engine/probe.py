@@ -4,12 +4,14 @@ llama.cpp ends the whole process (``GGML_ASSERT`` → SIGABRT, with a backtrace 
 stdout) on some malformed files.  ``gguf.checks`` refuses every case we know of;
 this is the net under it: the first time a file is loaded with this llama.cpp
 build, a child process loads it (CPU only, memory-mapped, a small context, no
-weight repacking, so it is quick) and its output goes to a temp file.  A crash
-there becomes one ``CorruptModelFile``/``EngineError`` line here, with the TUI and
-the history untouched.  Files that loaded once are remembered (by path, size,
-mtime and build) and load directly afterwards.
+weight repacking, so it is quick), tokenizes a short text and decodes one token with
+it (a file whose tokenizer is broken passes a load and dies at the first prompt),
+and its output goes to a temp file.  A crash there, or a tokenizer that answers
+with ids outside its vocabulary, becomes one ``CorruptModelFile``/``EngineError``
+line here, with the TUI and the history untouched.  Files that passed are
+remembered (by path, size, mtime and build) and load directly afterwards.
 
-Run as ``python -m localchat.engine.probe MODEL_PATH N_CTX`` (the child side).
+Run as ``python -m localchat.engine.probe MODEL_PATH`` (the child side).
 """
 
 from __future__ import annotations
@@ -22,12 +24,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
-from localchat.errors import CorruptModelFile, EngineError, Interrupted
+from localchat.errors import CorruptModelFile, EngineError, ExitCode, Interrupted, LocalchatError
 
 PROBE_CTX_TOKENS = 256
 PROBE_TIMEOUT_S = 600.0
+PROBE_TEXT = "Hello, world! 1 + 1 = 2."
 CLEAN_LOAD_FAILURE = 3  # the child's exit code when llama.cpp refused the file without crashing
+BROKEN_MODEL = 4  # ... when it loaded but its tokenizer or first decode is broken
+BROKEN_MARKER = "localchat-probe: "
 MAX_REMEMBERED = 200
 _OUTPUT_BYTES = 1 << 20  # llama.cpp's load log, then the abort message
 
@@ -50,6 +56,8 @@ def check_first_load(model_path: Path) -> None:
     returncode, output = _run_child(model_path)
     if returncode == 0:
         _remember(key)
+    elif returncode == BROKEN_MODEL:
+        raise _broken_error(model_path, output)
     elif returncode < 0:
         raise _crash_error(model_path, -returncode, output)
 
@@ -91,7 +99,7 @@ def _remembered() -> set[str]:
 def _remember(key: str) -> None:
     from localchat.jsonfile import update_json
 
-    def add(data: dict) -> None:
+    def add(data: dict[str, Any]) -> None:
         keys = [k for k in data.get("loaded", []) if isinstance(k, str) and k != key]
         data["loaded"] = [*keys, key][-MAX_REMEMBERED:]
 
@@ -108,7 +116,7 @@ def _run_child(model_path: Path) -> tuple[int, str]:
             stdin=subprocess.DEVNULL,
             stdout=output,
             stderr=output,
-            env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # no gdb attach on abort
+            env={**os.environ, "GGML_NO_BACKTRACE": "1"},  # no gdb attach on abort (as here)
         )
         try:
             returncode = _wait(child)
@@ -122,7 +130,7 @@ def _run_child(model_path: Path) -> tuple[int, str]:
         return returncode, output.read(_OUTPUT_BYTES).decode("utf-8", errors="replace")
 
 
-def _wait(child: subprocess.Popen) -> int | None:
+def _wait(child: subprocess.Popen[bytes]) -> int | None:
     """The child's exit status; None after ``PROBE_TIMEOUT_S``; ``Interrupted`` when the
     app cancelled the load (``engine.interrupt.cancel_loads``)."""
     from localchat.engine.interrupt import loads_cancelled
@@ -139,7 +147,7 @@ def _wait(child: subprocess.Popen) -> int | None:
     return None
 
 
-def _crash_error(model_path: Path, signal_number: int, output: str) -> EngineError:
+def _crash_error(model_path: Path, signal_number: int, output: str) -> LocalchatError:
     name = _signal_name(signal_number)
     reason = _crash_reason(output)
     detail = f": {reason}" if reason else ""
@@ -165,6 +173,17 @@ def _crash_error(model_path: Path, signal_number: int, output: str) -> EngineErr
     )
 
 
+def _broken_error(model_path: Path, output: str) -> CorruptModelFile:
+    reason = next(
+        (line.split(BROKEN_MARKER, 1)[1] for line in output.splitlines() if BROKEN_MARKER in line),
+        "it fails a test decode",
+    )
+    return CorruptModelFile(
+        f"{model_path.name} loads but cannot generate: {reason}",
+        hint="the file is broken or needs a newer llama.cpp; delete it or try another file",
+    )
+
+
 def _signal_name(number: int) -> str:
     try:
         return signal.Signals(number).name
@@ -175,40 +194,65 @@ def _signal_name(number: int) -> str:
 def _crash_reason(output: str) -> str:
     """The line of llama.cpp's output that says why it aborted, cut short."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for marker in ("GGML_ASSERT", "error", "fatal"):
+    for marker in ("GGML_ASSERT", "what():", "error", "fatal"):
         for line in lines:
             if marker in line:
-                text = line.split(": ", 1)[-1] if marker == "GGML_ASSERT" else line
+                text = _reason_text(line, marker)
                 return text if len(text) <= 160 else text[:159] + "…"
     return ""
 
 
+def _reason_text(line: str, marker: str) -> str:
+    if marker == "GGML_ASSERT":
+        return line.split(": ", 1)[-1]
+    if marker == "what():":  # std::terminate's report of an uncaught C++ exception
+        return "uncaught C++ exception: " + line.split(marker, 1)[1].strip()
+    return line
+
+
 def _child_main(model_path: str) -> int:
-    """Load the model as cheaply as llama.cpp allows; the exit status is the answer."""
-    import llama_cpp
+    """Load the model as cheaply as llama.cpp allows, tokenize a short text and decode
+    one token with it; the exit status is the answer (a crash is one too)."""
+    from localchat.errors import LocalchatError
 
-    module = llama_cpp.llama_cpp
-    original = module.llama_model_default_params
-
-    def no_repack() -> object:
-        params = original()
-        params.use_extra_bufts = False  # repacking copies every weight: not needed to test
-        return params
-
-    module.llama_model_default_params = no_repack
     try:
-        llm = llama_cpp.Llama(
-            model_path=model_path,
-            n_ctx=PROBE_CTX_TOKENS,
-            n_batch=PROBE_CTX_TOKENS,
-            n_ubatch=PROBE_CTX_TOKENS,
-            n_gpu_layers=0,
-            use_mmap=True,
-            verbose=True,  # False would send llama.cpp's abort message to /dev/null
-        )
-    except (ValueError, RuntimeError):
+        return _load_and_decode(Path(model_path))
+    except LocalchatError as exc:
+        if exc.exit_code == ExitCode.CORRUPT_MODEL_FILE:
+            print(f"{BROKEN_MARKER}{exc.message}", file=sys.stderr, flush=True)
+            return BROKEN_MODEL
         return CLEAN_LOAD_FAILURE
-    llm.close()
+
+
+def _load_and_decode(model_path: Path) -> int:
+    # heavy: loads llama.cpp, in the child only
+    from localchat.llamacpp import library
+    from localchat.llamacpp.batch import Batch
+    from localchat.llamacpp.context import DECODE_OK, ContextParams, LlamaContext
+    from localchat.llamacpp.model import LlamaModel, ModelParams
+    from localchat.llamacpp.sampler import Sampler
+    from localchat.types import SamplingParams
+
+    lib = library()
+    lib.log.to_file, lib.log.echo_to_stderr = False, True  # the parent keeps our output
+    params = ModelParams(n_gpu_layers=0, use_mmap=True, repack=False, abortable=False)
+    model = LlamaModel(lib.native, model_path, params)
+    cpus = os.cpu_count() or 1
+    context_params = ContextParams(
+        n_ctx=PROBE_CTX_TOKENS, n_batch=PROBE_CTX_TOKENS, n_threads=cpus, n_threads_batch=cpus
+    )
+    context = LlamaContext(model, context_params)
+    tokens = model.tokenize(PROBE_TEXT, add_special=model.add_bos)[: PROBE_CTX_TOKENS // 2]
+    batch = Batch(max(len(tokens), 1), 1)
+    batch.add_run(tokens or [0], 0, 0, last_logits=True)
+    status = context.decode(batch)
+    if status != DECODE_OK:
+        raise CorruptModelFile(f"llama.cpp cannot decode its first tokens (llama_decode: {status})")
+    sampler = Sampler(model, SamplingParams(temperature=0.0), seed=0)
+    token = sampler.sample(context, batch.n_tokens - 1)
+    if not 0 <= token < model.n_vocab:
+        raise CorruptModelFile(f"llama.cpp picked token {token} outside the vocabulary")
+    model.piece(token, special=True)
     return 0
 
 

@@ -1,6 +1,6 @@
 """A llama.cpp RPC worker (``localchat worker``) from llama-cpp-python's own libraries.
 
-The RPC backend exports its server (``ggml_backend_rpc_start_server``), so no
+The RPC backend exports its server (``llamacpp.rpc.RpcRegistry.serve``), so no
 separate binary is built: it serves this machine's best device (the GPU with the
 most memory, else the CPU) with the local tensor cache on, so that a model's big
 tensors cross the network once.  The server loop never returns; it runs in a daemon
@@ -11,7 +11,6 @@ process then ends with ``os._exit`` — the native loop cannot be stopped polite
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import socket
 import sys
@@ -19,39 +18,18 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from localchat.engine.rpc import libggml, require_rpc, rpc_proc
 from localchat.errors import LocalchatError
 from localchat.hardware.rpc import Endpoint
+from localchat.llamacpp import Device, DeviceKind, library
 
-# enum ggml_backend_dev_type
-DEVICE_CPU, DEVICE_GPU, DEVICE_IGPU = 0, 1, 2
 READY_TIMEOUT_S = 30.0
-
-_StartServer = ctypes.CFUNCTYPE(
-    None,
-    ctypes.c_char_p,  # endpoint "host:port"
-    ctypes.c_char_p,  # cache dir, or NULL
-    ctypes.c_size_t,  # threads for a CPU device
-    ctypes.c_size_t,  # number of devices
-    ctypes.POINTER(ctypes.c_void_p),  # ggml_backend_dev_t devices[]
-)
-
-
-@dataclass(frozen=True)
-class ServedDevice:
-    name: str  # "CPU", "CUDA0", ...
-    description: str
-    kind: str  # "cpu", "gpu", "igpu"
-    free_bytes: int
-    total_bytes: int
 
 
 @dataclass
 class RunningWorker:
     endpoint: Endpoint
-    device: ServedDevice
+    device: Device
     cache_dir: Path
     n_threads: int
     thread: threading.Thread
@@ -60,36 +38,15 @@ class RunningWorker:
         return self.thread.is_alive()
 
 
-def best_device() -> tuple[Any, ServedDevice]:
-    """The GPU (or iGPU) with the most memory, else the CPU: ``(handle, description)``."""
-    lib = libggml()
-    best: tuple[Any, ServedDevice] | None = None
-    for index in range(int(lib.ggml_backend_dev_count())):
-        handle = lib.ggml_backend_dev_get(index)
-        kind = int(lib.ggml_backend_dev_type(handle))
-        if kind not in (DEVICE_GPU, DEVICE_IGPU):
-            continue
-        device = _describe(lib, handle, "gpu" if kind == DEVICE_GPU else "igpu")
-        if best is None or device.total_bytes > best[1].total_bytes:
-            best = (handle, device)
-    if best is not None:
-        return best
-    handle = lib.ggml_backend_dev_by_type(DEVICE_CPU)
-    if not handle:
+def best_device(devices: tuple[Device, ...]) -> Device:
+    """The GPU (or iGPU) with the most memory, else the CPU."""
+    gpus = [d for d in devices if d.kind in (DeviceKind.GPU, DeviceKind.IGPU)]
+    if gpus:
+        return max(gpus, key=lambda device: device.total_bytes)
+    cpu = next((d for d in devices if d.kind == DeviceKind.CPU), None)
+    if cpu is None:
         raise LocalchatError("llama.cpp lists no device to serve")
-    return handle, _describe(lib, handle, "cpu")
-
-
-def _describe(lib: Any, handle: Any, kind: str) -> ServedDevice:
-    free_bytes, total_bytes = ctypes.c_size_t(0), ctypes.c_size_t(0)
-    lib.ggml_backend_dev_memory(handle, ctypes.byref(free_bytes), ctypes.byref(total_bytes))
-    return ServedDevice(
-        name=(lib.ggml_backend_dev_name(handle) or b"").decode(errors="replace"),
-        description=(lib.ggml_backend_dev_description(handle) or b"").decode(errors="replace"),
-        kind=kind,
-        free_bytes=int(free_bytes.value),
-        total_bytes=int(total_bytes.value),
-    )
+    return cpu
 
 
 def check_port_free(endpoint: Endpoint) -> None:
@@ -107,14 +64,13 @@ def check_port_free(endpoint: Endpoint) -> None:
 
 def start_worker(endpoint: Endpoint, cache_dir: Path, n_threads: int) -> RunningWorker:
     """Start serving in a daemon thread; returns once the port accepts connections."""
-    require_rpc()
+    native = library().native
+    native.rpc.require()
     check_port_free(endpoint)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    start_server = rpc_proc("ggml_backend_rpc_start_server", _StartServer)
-    handle, device = best_device()
-    devices = (ctypes.c_void_p * 1)(handle)
-    args = (str(endpoint).encode(), str(cache_dir).encode(), max(n_threads, 1), 1, devices)
-    thread = threading.Thread(target=start_server, args=args, name="rpc-server", daemon=True)
+    device = best_device(native.devices())
+    args = (str(endpoint), cache_dir, n_threads, device)
+    thread = threading.Thread(target=native.rpc.serve, args=args, name="rpc-server", daemon=True)
     thread.start()
     worker = RunningWorker(endpoint, device, cache_dir, max(n_threads, 1), thread)
     _wait_until_listening(worker)

@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class LlamaSettings:
-    """How llama.cpp (llama-cpp-python) loads one GGUF.
+    """How llama.cpp loads one GGUF.
 
     ``n_gpu_layers`` counts as llama.cpp does: ``n_layer + 1`` offloads
-    everything, output layer included; 0 is CPU only.
+    everything, output layer included; 0 is CPU only.  ``n_ctx`` is the whole KV
+    cache; ``n_parallel`` sequences (slots) share it, each holding at most
+    ``n_ctx_per_seq`` tokens of prompt and reply, so together they never overflow it
+    (the planner's rule: ``plan --parallel N`` sizes the cache as N such contexts).
     """
 
     model_path: Path
@@ -39,6 +42,11 @@ class LlamaSettings:
     # llama.cpp RPC workers ("host:port"), registered as devices before the local GPUs;
     # tensor_split then has one share per worker device, then one per local GPU
     rpc_servers: tuple[str, ...] = ()
+    n_parallel: int = 1  # sequences decoded together (slots), each up to n_ctx_per_seq
+
+    @property
+    def n_ctx_per_seq(self) -> int:
+        return self.n_ctx // max(self.n_parallel, 1)
 
     def describe(self) -> dict[str, object]:
         described: dict[str, object] = {
@@ -46,6 +54,9 @@ class LlamaSettings:
             "n_gpu_layers": self.n_gpu_layers,
             "n_ctx": self.n_ctx,
         }
+        if self.n_parallel > 1:
+            described["n_parallel"] = self.n_parallel
+            described["n_ctx_per_seq"] = self.n_ctx_per_seq
         if self.rpc_servers:
             described["rpc_servers"] = list(self.rpc_servers)
         return described
@@ -67,6 +78,7 @@ def llama_settings(plan: Plan, model_path: Path) -> LlamaSettings:
         n_threads_batch=plan.n_threads_batch,
         n_cpu_moe=plan.n_cpu_moe,
         rpc_servers=plan.rpc_servers,
+        n_parallel=max(plan.n_parallel, 1),
     )
 
 

@@ -25,15 +25,11 @@ from dataclasses import dataclass
 
 from localchat.errors import BackendUnavailable, ConfigError, WorkerUnavailable
 from localchat.hardware.types import Hardware, RemoteDevice
+from localchat.llamacpp.rpc import RPC_REBUILD_HINT
 
 DEFAULT_PORT = 50052
 DEFAULT_LINK_BYTES_PER_S = 125_000_000  # 1 Gbit/s
 PROBE_TIMEOUT_S = 3.0
-RPC_REBUILD_HINT = (
-    'rebuild it with RPC: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_RPC=on" pip install '
-    "--no-cache-dir --force-reinstall --no-deps llama-cpp-python (without --no-cache-dir "
-    "pip reuses the wheel it built before)"
-)
 NETWORK_LATENCY_S = 300e-6  # a LAN round trip through the worker's request loop
 LOOPBACK_LINK_BYTES_PER_S = 2e9  # 127.0.0.1: a memory copy through the kernel, not a wire
 LOOPBACK_LATENCY_S = 50e-6
@@ -201,7 +197,9 @@ def with_workers(hardware: Hardware, rpc: str | None, link: str | None = None) -
     return dataclasses.replace(hardware, remotes=hardware.remotes + remotes)
 
 
-def what_if_remote(size_bytes: int, link_bytes_per_s: float = DEFAULT_LINK_BYTES_PER_S):
+def what_if_remote(
+    size_bytes: int, link_bytes_per_s: float = DEFAULT_LINK_BYTES_PER_S
+) -> RemoteDevice:
     """``--remote 24GiB``: a worker with one device of that size, on the network."""
     return RemoteDevice(
         endpoint="what-if",

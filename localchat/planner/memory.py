@@ -14,8 +14,12 @@ llama-context.cpp), checked against its logs on the real gemma-3-270m:
 * KV per attention layer on the layer's device: ``cells * (row(type_k,
   n_head_kv*head_dim_k) + row(type_v, n_head_kv*head_dim_v))`` with
   ``cells = pad(n_ctx, 256)``; sliding-window layers use
-  ``min(cells, pad(n_swa + n_ubatch, 256))`` unless the full-size SWA cache is
-  on (llama.cpp's default, so llama-cpp-python's too).
+  ``min(cells, pad(n_swa * n_seq_max + n_ubatch, 256))`` unless the full-size SWA
+  cache is on (llama.cpp's default, so llama-cpp-python's too).
+* parallel sequences (slots) share one unified cache: ``n_ctx`` is all of them
+  together (the engine gives each ``n_ctx / n_seq_max``), so KV and compute follow the
+  total; only the host output buffer (logits, one row per sequence) and the
+  sliding-window cache grow with ``n_seq_max``.
 * compute buffer: the graph allocator's peak, the larger of the logits phase
   ``4 * n_ubatch * (n_vocab + 2 * n_embd)`` and a layer's peak: the attention
   (the KQ matrix ``4 * n_kv * n_ubatch * n_head`` without flash attention) or the
@@ -69,6 +73,7 @@ class MemorySettings:
     op_offload: bool = True
     tensor_split: tuple[float, ...] = ()  # one share per GPU; empty = all on GPU 0
     n_cpu_moe: int = 0  # MoE: the expert tensors of layers 0..n_cpu_moe-1 stay in RAM
+    n_seq_max: int = 1  # parallel sequences (slots) sharing the n_ctx cells
 
     @property
     def kv_cells(self) -> int:
@@ -152,7 +157,8 @@ def layer_devices(n_layers: int, settings: MemorySettings, n_gpus: int) -> list[
 
 def kv_bytes_per_layer(info: GgufInfo, settings: MemorySettings) -> list[int]:
     cells = settings.kv_cells
-    swa_cells = min(cells, pad(info.n_swa + settings.ubatch, KV_PAD_CELLS))
+    n_swa_cells = info.n_swa * max(settings.n_seq_max, 1) + settings.ubatch
+    swa_cells = min(cells, pad(n_swa_cells, KV_PAD_CELLS))
     out = []
     for il in range(info.n_layers):
         n_head_kv = info.n_head_kv[il]
@@ -178,7 +184,7 @@ def repack_bytes(
     info: GgufInfo,
     layers_on_cpu: list[int],
     cpu_arch: str,
-    cpu_features,
+    cpu_features: tuple[str, ...] | list[str],
     *,
     experts_only: bool = False,
 ) -> int:
@@ -228,9 +234,9 @@ def compute_bytes_peak(info: GgufInfo, settings: MemorySettings, *, with_output:
     return peak
 
 
-def output_buffer_bytes(info: GgufInfo) -> int:
-    """llama_context's output buffer: logits for one sequence's last token, in host memory."""
-    return 4 * info.n_vocab
+def output_buffer_bytes(info: GgufInfo, n_seq_max: int = 1) -> int:
+    """llama_context's output buffer: logits for each sequence's last token, in host memory."""
+    return 4 * info.n_vocab * max(n_seq_max, 1)
 
 
 @dataclass(frozen=True)
@@ -329,7 +335,7 @@ def _compute_per_device(
             if output_device == -1 and not info.output_tied:
                 largest = max(largest, info.output_bytes)
             compute[gpu] += largest
-    host = output_buffer_bytes(info)
+    host = output_buffer_bytes(info, settings.n_seq_max)
     if output_device == -1 or cpu_layers or experts_on_cpu:
         compute[-1] = compute_bytes_peak(info, settings, with_output=output_device == -1) + host
     else:

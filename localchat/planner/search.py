@@ -92,6 +92,7 @@ class _Evaluator:
             swa_full=self.request.swa_full,
             tensor_split=self.tensor_split,
             n_cpu_moe=n_cpu_moe if self.n_gpus else 0,
+            n_seq_max=self.n_parallel,
         )
 
     def estimate(

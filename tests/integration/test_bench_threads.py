@@ -33,14 +33,13 @@ MiB = 1 << 20
 def test_the_engine_runs_the_planned_threads(gemma_path: Path) -> None:
     physical = psutil.cpu_count(logical=False) or psutil.cpu_count()
     with open_model(str(gemma_path), n_ctx=512, allow_download=False) as model:
-        context = model.backend._llm._ctx.ctx
-        assert model.plan.n_threads == llama_cpp.llama_n_threads(context)
+        n_threads, n_threads_batch = model.backend.thread_counts  # read from llama.cpp
+        assert model.plan.n_threads == n_threads
         busy = "busy with other programs" in model.plan.threads_source  # a shared machine
         assert model.plan.n_threads == physical or busy
-        assert llama_cpp.llama_n_threads_batch(context) == model.plan.n_threads_batch
+        assert n_threads_batch == model.plan.n_threads_batch
     with open_model(str(gemma_path), n_ctx=512, n_threads=1, allow_download=False) as model:
-        context = model.backend._llm._ctx.ctx
-        assert llama_cpp.llama_n_threads(context) == llama_cpp.llama_n_threads_batch(context) == 1
+        assert model.backend.thread_counts == (1, 1)
 
 
 @pytest.mark.slow
@@ -109,6 +108,7 @@ def test_experts_stay_in_ram_while_the_rest_goes_to_a_worker(
         n_ff=1024, n_vocab=512, n_ctx_train=2048, n_expert=4, n_expert_used=2,
     )  # fmt: skip
     spec.metadata["tokenizer.ggml.model"] = "llama"  # a vocabulary llama.cpp loads from tokens
+    spec.tokens[3:259] = [f"<0x{byte:02X}>" for byte in range(256)]  # its byte fallback
     path = write_gguf(tmp_path / "tiny-mixtral.gguf", spec)[0]
     worker = start_worker(localchat_home)
     try:

@@ -24,7 +24,12 @@ from localchat.errors import CorruptModelFile, ExitCode
 from localchat.jsonfile import read_json
 from localchat.paths import llama_log_file
 from tests.fixtures.gguf_files import tiny_spec, write_gguf
-from tests.integration.cli import default_sigint, localchat_env
+from tests.integration.cli import (
+    assert_one_clean_error_line,
+    default_sigint,
+    localchat_env,
+    run_localchat,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 
@@ -102,3 +107,60 @@ def test_ctrl_c_interrupts_a_load(tmp_path: Path, localchat_home: Path) -> None:
     assert process.returncode == ExitCode.INTERRUPTED, text
     assert "Exception ignored" not in text and "Traceback" not in text
     assert "llama_context" not in log.read_text()  # stopped before a context was made
+
+
+def rwkv_tokenizer_gguf(tmp_path: Path) -> Path:
+    """Issue 21: a Llama-architecture file whose ``tokenizer.ggml.model`` is ``rwkv``.
+    It loads; its tokenizer then answers with ids outside the vocabulary."""
+    spec = tiny_spec()
+    spec.metadata["tokenizer.ggml.model"] = "rwkv"
+    return write_gguf(tmp_path / "rwkv-tokenizer.gguf", spec)[0]
+
+
+def test_a_file_whose_tokenizer_breaks_is_refused_at_its_first_load(
+    tmp_path: Path, localchat_home: Path
+) -> None:
+    path = rwkv_tokenizer_gguf(tmp_path)
+    with pytest.raises(CorruptModelFile) as caught:
+        check_first_load(path)  # the child loads it, tokenizes a text, decodes a token
+    assert "rwkv-tokenizer.gguf loads but cannot generate" in caught.value.one_line()
+    assert "token ids outside its vocabulary" in caught.value.one_line()
+    assert probe_key(path) not in read_json(probe_record_file()).get("loaded", [])
+    result = run_localchat(localchat_home, "ask", "-m", str(path), "--no-pull", "Hello")
+    assert_one_clean_error_line(result, ExitCode.CORRUPT_MODEL_FILE)  # stdout stays empty
+
+
+LOAD_DIRECTLY = r"""
+import sys
+from pathlib import Path
+from localchat.engine import load_backend
+from localchat.engine.probe import _remember, probe_key
+from localchat.engine.settings import LlamaSettings
+from localchat.types import PromptSpec, SamplingParams
+path = Path(sys.argv[1])
+_remember(probe_key(path))  # as if it had passed the first-load check: no net under it
+backend = load_backend(LlamaSettings(model_path=path, n_ctx=256))
+print("".join(backend.stream(PromptSpec("Hello"), SamplingParams(max_tokens=4))))
+"""
+
+
+@pytest.mark.parametrize("make", [aborting_gguf, rwkv_tokenizer_gguf])
+def test_without_the_first_load_check_it_is_still_one_line_and_no_stdout(
+    make: object, tmp_path: Path, localchat_home: Path
+) -> None:
+    """In the main process: a ggml abort goes through the library's abort callback (one
+    line, exit 7, no gdb backtrace); a broken tokenizer is refused (exit 6)."""
+    path = make(tmp_path)  # type: ignore[operator]
+    run = subprocess.run(
+        [sys.executable, "-c", LOAD_DIRECTLY, str(path)],
+        capture_output=True, text=True, env=localchat_env(localchat_home), timeout=120,
+    )  # fmt: skip
+    assert run.stdout == ""
+    lines = [line for line in run.stderr.splitlines() if line.strip()]
+    if make is aborting_gguf:
+        assert run.returncode == ExitCode.ENGINE_FAILED, run.stderr
+        assert lines == [lines[0]] and lines[0].startswith("localchat: error: llama.cpp aborted")
+        assert "GGML_ASSERT" in lines[0] or "n_expert" in lines[0]
+    else:
+        assert run.returncode != 0 and "token ids outside its vocabulary" in run.stderr
+    assert "gdb" not in run.stderr and "backtrace" not in run.stderr.lower()

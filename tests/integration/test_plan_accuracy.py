@@ -79,3 +79,35 @@ def test_contexts_and_cache_types_covered(accuracy_rows: list[dict]) -> None:
         ("q4_0", "q4_0"),
     }
     assert {c["flash_attn"] for c in gemma} == {True, False}
+
+
+@pytest.mark.parametrize("n_parallel", [1, 4])
+def test_the_plan_for_n_slots_is_what_llama_cpp_allocates(
+    gemma_path: Path, n_parallel: int
+) -> None:
+    """``plan --parallel N`` against the engine loading that plan: N slots of 512 tokens
+    share one unified cache of N × 512 cells and N rows of logits; same targets."""
+    pytest.importorskip("llama_cpp")
+    from localchat.engine import open_backend
+    from localchat.hardware import detect_hardware
+    from localchat.planner import PlanRequest, plan_for_file
+    from localchat.planner.calibration import parse_llama_log
+
+    request = PlanRequest(n_ctx=512, n_parallel=n_parallel, n_threads=2, calibrate_speed=False)
+    plan = plan_for_file(gemma_path, detect_hardware(), request=request)
+    assert plan.n_parallel == n_parallel and plan.n_ctx == 512 * n_parallel
+    backend = open_backend(plan, gemma_path)
+    try:
+        assert backend.max_streams == n_parallel and backend.n_ctx == 512
+        log_text = backend.load_report.log_text
+    finally:
+        backend.close()
+    assert f"n_seq_max             = {n_parallel}" in log_text
+    logged = parse_llama_log(log_text)["devices"]["CPU"]
+    planned = {d.device: d for d in plan.devices}["CPU"]
+    where = f"{n_parallel} slots: planned {planned}, logged {logged}"
+    assert abs(planned.weights_bytes - logged["weights"]) <= MiB, where
+    assert abs(planned.kv_bytes - logged["kv"]) <= MiB, where
+    assert abs(planned.compute_bytes - logged["compute"]) <= 0.10 * logged["compute"], where
+    total_planned = planned.weights_bytes + planned.kv_bytes + planned.compute_bytes
+    assert abs(total_planned - sum(logged.values())) <= 0.03 * sum(logged.values()), where

@@ -190,11 +190,12 @@ def _first_output(process: subprocess.Popen[bytes], timeout_s: float) -> str:
 def test_a_build_without_rpc_says_how_to_rebuild(
     monkeypatch: pytest.MonkeyPatch, gemma_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The capability check reports no RPC (simulated: only ``llama_supports_rpc``);
-    the endpoint is never contacted, nothing is registered or loaded."""
+    """The capability check reports no RPC (simulated: only the library's RPC registry
+    says so); the endpoint is never contacted, nothing is registered or loaded."""
     from localchat.cli.main import main
+    from localchat.llamacpp import library
 
-    monkeypatch.setattr(llama_cpp, "llama_supports_rpc", lambda: False)
+    monkeypatch.setattr(library().native.rpc, "supported", False)
     monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"")))  # nothing piped
     with pytest.raises(SystemExit) as exit_info:
         main(["ask", "-m", str(gemma_path), "--no-pull", "--rpc", "127.0.0.1:9", "hi"])

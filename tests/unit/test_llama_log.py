@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from localchat.engine import logs
+from localchat.llamacpp import log as logs
 
 
 def test_the_log_is_rotated_by_size(localchat_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

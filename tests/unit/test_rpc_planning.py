@@ -134,15 +134,14 @@ def test_a_slower_link_makes_the_first_load_longer() -> None:
     assert slow["network"]["per_token_s"] > fast["network"]["per_token_s"]
 
 
-def test_device_split_gives_unused_registered_workers_nothing(monkeypatch) -> None:
+def test_device_split_gives_unused_registered_workers_nothing() -> None:
     from localchat.engine import rpc
 
-    monkeypatch.setattr(rpc, "_registered", {"a:1": 1, "b:2": 2, "c:3": 1})
-    assert rpc.device_split(("b:2",), (0.3, 0.3, 0.4)) == [0.0, 0.3, 0.3, 0.0, 0.4]
-    assert rpc.device_split(("c:3",), None) == [0.0, 0.0, 0.0, 1.0]
-    assert rpc.device_split((), (0.5, 0.5)) == [0.0, 0.0, 0.0, 0.0, 0.5, 0.5]
-    monkeypatch.setattr(rpc, "_registered", {})
-    assert rpc.device_split((), (0.5, 0.5)) == [0.5, 0.5]
+    registered = {"a:1": 1, "b:2": 2, "c:3": 1}
+    assert rpc.device_split(("b:2",), (0.3, 0.3, 0.4), registered) == [0.0, 0.3, 0.3, 0.0, 0.4]
+    assert rpc.device_split(("c:3",), None, registered) == [0.0, 0.0, 0.0, 1.0]
+    assert rpc.device_split((), (0.5, 0.5), registered) == [0.0, 0.0, 0.0, 0.0, 0.5, 0.5]
+    assert rpc.device_split((), (0.5, 0.5), {}) == [0.5, 0.5]
 
 
 def test_doctor_says_how_to_rebuild_without_rpc() -> None:

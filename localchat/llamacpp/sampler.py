@@ -1,0 +1,153 @@
+"""A sequence's sampler chain (``llama_sampler``): grammar, penalties, top-k/p, min-p,
+temperature and the seeded draw, applied to its logits in the batch.
+
+A grammar that does not parse is an ``InvalidRequest`` here, before anything runs:
+llama.cpp answers NULL for a bad GBNF string, but a lazy grammar's trigger pattern
+goes to ``std::regex``, which throws through the C API and ends the process.  So a
+trigger pattern must be a regex Python's ``re`` accepts *and* use nothing ECMAScript
+regexes lack (checked by ``check_trigger_pattern``; each case that crashes llama.cpp
+is in ``tests/unit/test_llamacpp_sampler.py``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+from collections.abc import Sequence
+
+from localchat.errors import InvalidRequest
+from localchat.llamacpp._bindings import C
+from localchat.llamacpp.context import LlamaContext
+from localchat.llamacpp.library import library
+from localchat.llamacpp.model import LlamaModel
+from localchat.types import SamplingParams
+
+PENALTY_LAST_N = 64  # tokens the repeat/presence/frequency penalties look back over
+_GROUP_EXTENSIONS = frozenset(":=!")  # (?:  (?=  (?!  - the only (?...) ECMAScript has
+_QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}")
+
+
+class Sampler:
+    """One sequence's sampler chain; ``close()`` frees it."""
+
+    def __init__(
+        self, model: LlamaModel, sampling: SamplingParams, *, seed: int, history: Sequence[int] = ()
+    ) -> None:
+        chain_params = C.llama_sampler_chain_default_params()
+        chain_params.no_perf = True
+        self._chain = C.llama_sampler_chain_init(chain_params)
+        try:
+            self._build(model, sampling, seed, history)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(
+        self, model: LlamaModel, sampling: SamplingParams, seed: int, history: Sequence[int]
+    ) -> None:
+        if sampling.grammar and sampling.grammar.strip():
+            self._add(_grammar(model, sampling.grammar, sampling.grammar_triggers))
+        if _penalised(sampling):
+            penalties = C.llama_sampler_init_penalties(
+                # llama-cpp-python binds this with an extra leading n_vocab argument that
+                # llama.h does not have; passing the look-back twice is right either way
+                PENALTY_LAST_N,
+                PENALTY_LAST_N,
+                sampling.repeat_penalty,
+                sampling.frequency_penalty,
+                sampling.presence_penalty,
+            )
+            for token in history[-PENALTY_LAST_N:]:  # the prompt counts as seen text
+                C.llama_sampler_accept(penalties, token)
+            self._add(penalties)
+        if sampling.temperature <= 0:
+            self._add(C.llama_sampler_init_greedy())
+            return
+        if sampling.top_k > 0:
+            self._add(C.llama_sampler_init_top_k(sampling.top_k))
+        if sampling.top_p < 1.0:
+            self._add(C.llama_sampler_init_top_p(sampling.top_p, 1))
+        if sampling.min_p > 0.0:
+            self._add(C.llama_sampler_init_min_p(sampling.min_p, 1))
+        self._add(C.llama_sampler_init_temp(sampling.temperature))
+        self._add(C.llama_sampler_init_dist(seed & 0xFFFFFFFF))
+
+    def _add(self, sampler: C.llama_sampler_p) -> None:
+        C.llama_sampler_chain_add(self._chain, sampler)  # the chain owns it from here
+
+    def sample(self, context: LlamaContext, index: int) -> int:
+        """Draw the next token from the logits at ``index`` of the last batch (and
+        accept it: the grammar and penalties advance)."""
+        return int(C.llama_sampler_sample(self._chain, context.handle, index))
+
+    def close(self) -> None:
+        chain, self._chain = self._chain, None
+        if chain:
+            C.llama_sampler_free(chain)
+
+
+def _penalised(sampling: SamplingParams) -> bool:
+    return (
+        sampling.repeat_penalty != 1.0
+        or sampling.presence_penalty != 0.0
+        or sampling.frequency_penalty != 0.0
+    )
+
+
+def _grammar(model: LlamaModel, grammar: str, triggers: Sequence[str]) -> C.llama_sampler_p:
+    for pattern in triggers:
+        check_trigger_pattern(pattern)
+    text = grammar.encode("utf-8")
+    sampler: C.llama_sampler_p
+    with library().log.native_stderr():  # the parser prints its errors to stderr
+        sampler = _grammar_sampler(model, text, triggers)
+    if not sampler:
+        raise InvalidRequest(
+            "the grammar does not parse as GBNF (or has no `root` rule)",
+            hint="see llama.log for where llama.cpp's grammar parser stopped",
+        )
+    return sampler
+
+
+def _grammar_sampler(model: LlamaModel, text: bytes, triggers: Sequence[str]) -> C.llama_sampler_p:
+    if triggers:
+        patterns = (ctypes.c_char_p * len(triggers))(*(p.encode("utf-8") for p in triggers))
+        no_tokens = (C.llama_token * 0)()
+        sampler: C.llama_sampler_p = C.llama_sampler_init_grammar_lazy_patterns(
+            model.vocab, text, b"root", patterns, len(triggers), no_tokens, 0
+        )
+        return sampler
+    sampler = C.llama_sampler_init_grammar(model.vocab, text, b"root")
+    return sampler
+
+
+def check_trigger_pattern(pattern: str) -> None:
+    """``InvalidRequest`` unless ``pattern`` is a regex both Python and ECMAScript take."""
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise _bad_trigger(pattern, str(exc)) from None
+    in_class = False
+    index = 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern.startswith("]", index + 1) or pattern.startswith("^]", index + 1):
+                index += 1  # a leading ] is literal
+        elif char == "(" and pattern.startswith("?", index + 1):
+            if pattern[index + 2 : index + 3] not in _GROUP_EXTENSIONS:
+                raise _bad_trigger(pattern, "only (?:...), (?=...) and (?!...) groups work here")
+        elif char == "{" and not _QUANTIFIER.match(pattern, index):
+            raise _bad_trigger(pattern, "a literal { must be escaped as \\{")
+        index += 1
+
+
+def _bad_trigger(pattern: str, why: str) -> InvalidRequest:
+    shown = pattern if len(pattern) <= 60 else pattern[:59] + "…"
+    return InvalidRequest(f"grammar trigger pattern {shown!r} is not usable: {why}")
