@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import click
 
@@ -25,8 +25,10 @@ MAX_SEED = 2**32 - 2
 class FiniteFloatRange(click.FloatRange):
     """``click.FloatRange`` that also refuses nan and inf (they compare False to bounds)."""
 
-    def convert(self, value: object, param: click.Parameter | None, ctx: click.Context | None):
-        number = super().convert(value, param, ctx)
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = float(super().convert(value, param, ctx))
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number.", param, ctx)
         return number

@@ -9,7 +9,7 @@ huggingface_hub's, so gated repos work once the user has logged in.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from urllib.parse import quote
 
 from localchat.errors import CorruptModelFile, LocalchatError, ModelNotFound
@@ -101,7 +101,7 @@ class HttpRangeSource:
         self._size_known = match is not None or status == 200
 
 
-def _read_body(chunks, skip: int, length: int) -> bytes:
+def _read_body(chunks: Iterable[bytes], skip: int, length: int) -> bytes:
     parts: list[bytes] = []
     have = 0
     for chunk in chunks:
@@ -118,7 +118,9 @@ def _read_body(chunks, skip: int, length: int) -> bytes:
 def auth_headers(token: str | None) -> dict[str, str]:
     """huggingface_hub's user agent, and the user's token (``hf auth login``) if any."""
     from huggingface_hub import get_token
-    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]  (a lazy export)
+        build_hf_headers,
+    )
 
     token = token or get_token()
     headers = dict(build_hf_headers(token=False))

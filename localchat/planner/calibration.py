@@ -145,7 +145,9 @@ def record_load(
     return record
 
 
-def _predicted(model_path: Path, settings: dict[str, Any], parsed: dict[str, Any]) -> dict | None:
+def _predicted(
+    model_path: Path, settings: dict[str, Any], parsed: dict[str, Any]
+) -> dict[str, Any] | None:
     from localchat.errors import LocalchatError
     from localchat.gguf import read_gguf
     from localchat.planner.memory import MemorySettings, estimate_memory
@@ -193,4 +195,4 @@ def compute_scale(
             ratios.append(measured / predicted)
     if not ratios:
         return 1.0
-    return min(max(median(ratios), SCALE_MIN), SCALE_MAX)
+    return float(min(max(median(ratios), SCALE_MIN), SCALE_MAX))

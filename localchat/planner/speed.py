@@ -238,8 +238,8 @@ def _device_work(
             work[device].attention_flops_per_token += 2 * info.n_head[il] * head_dims
     work[placement[-1]].weight_bytes += info.output_bytes
     work[placement[-1]].weight_params += info.n_embd * info.n_vocab
-    for index, device in enumerate(estimate.devices):  # the cache as planned (type, device)
-        work[index].kv_bytes_per_token = device.kv_bytes / max(settings.kv_cells, 1)
+    for index, planned in enumerate(estimate.devices):  # the cache as planned (type, device)
+        work[index].kv_bytes_per_token = planned.kv_bytes / max(settings.kv_cells, 1)
     return work
 
 

@@ -54,7 +54,7 @@ def record_bench(
     results: dict[str, Any],
 ) -> dict[str, Any]:
     """Store one bench (``model`` is ``calibration.model_identity(path)``)."""
-    record = {
+    record: dict[str, Any] = {
         "model": model,
         "llama_cpp_version": llama_version,
         "device": device,
@@ -89,10 +89,13 @@ def find_calibration(
         (same_model, "this model, other settings"),
         (same_device, "other models on this machine"),
     ):
-        if records:
-            latest = max(records, key=lambda r: str(r.get("recorded_at", "")))
+        if not records:
+            continue
+        latest = max(records, key=lambda r: str(r.get("recorded_at", "")))
+        scales = _median_scales(records) if records is same_device else _scales(latest)
+        if scales is not None:  # a malformed record calibrates nothing
             return Calibration(
-                scales=_median_scales(records) if records is same_device else _scales(latest),
+                scales=scales,
                 source=f"measured: localchat bench ({how}, {latest.get('recorded_at', '?')})",
             )
     return None
@@ -107,8 +110,10 @@ def _scales(record: dict[str, Any]) -> SpeedTerms | None:
     return measured.ratios(modelled)
 
 
-def _median_scales(records: list[dict[str, Any]]) -> SpeedTerms:
+def _median_scales(records: list[dict[str, Any]]) -> SpeedTerms | None:
     scales = [s for s in (_scales(r) for r in records) if s is not None]
+    if not scales:
+        return None
     return SpeedTerms(
         median(s.decode_base_s for s in scales),
         median(s.decode_per_kv_s for s in scales),

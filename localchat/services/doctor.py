@@ -30,9 +30,9 @@ from localchat.hardware.llama_build import (
     unusable_isa_features,
 )
 from localchat.hardware.nvidia import detect_nvidia, nvidia_hardware_present
-from localchat.hardware.rpc import RPC_REBUILD_HINT
 from localchat.hardware.types import AmxStatus, GpuInfo, LlamaBuildInfo
 from localchat.hub.client import hub_endpoint, is_offline
+from localchat.llamacpp.rpc import RPC_REBUILD_HINT
 from localchat.paths import hf_cache_dir
 
 PIP_REINSTALL = "pip install --upgrade --force-reinstall --no-cache-dir"
