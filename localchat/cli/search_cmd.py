@@ -83,25 +83,25 @@ def search(
     QUERY is part of a repo name (e.g. llama-3, qwen2.5).  Needs the hub: offline it
     stops with exit 5 (`localchat catalog` lists the models known offline).
     """
-    hardware = services.plan_hardware(what_if(vram, ram, apple, cpu_only, remote, rpc, link))
     request = services.SearchRequest(
         query, sort, limit, fits_only, min_tok_s, time_budget_s=time_budget_s
-    )
+    ).checked()
+    hardware = services.plan_hardware(what_if(vram, ram, apple, cpu_only, remote, rpc, link))
     plan_request = services.PlanRequest(n_threads=services.settings_threads())
     progress = _Progress(enabled=sys.stderr.isatty())
-    click.echo(f"searching the hub for {query.strip()!r}…", err=True)
+    click.echo(f"searching the hub for {request.query!r}…", err=True)
     outcome = services.search_models(
         request, hardware, plan_request, on_repos=progress.start, on_hit=progress.step
     )
     progress.done()
     if as_json:
-        click.echo(json.dumps(_document(query, sort, outcome), indent=2))
+        click.echo(json.dumps(_document(request.query, sort, outcome), indent=2))
     else:
         _print_table(outcome)
     for note in outcome.notes:
         click.echo(f"note: {note}", err=True)
     if not outcome.found:
-        click.echo(f"no GGUF or AWQ repo on the hub matches {query.strip()!r}", err=True)
+        click.echo(f"no GGUF or AWQ repo on the hub matches {request.query!r}", err=True)
 
 
 class _Progress:
@@ -127,7 +127,7 @@ class _Progress:
 
 def _document(query: str, sort: str, outcome: SearchOutcome) -> dict[str, object]:
     return {
-        "query": query.strip(),
+        "query": query,
         "sort": sort,
         "found": outcome.found,
         "skipped": outcome.skipped,

@@ -27,6 +27,7 @@ from localchat.hub.ranges import auth_headers
 
 MAX_PAGE_BYTES = 8 << 20  # the real hub sends ~2 kB per repo: 1000 repos fit in 2 MB
 MAX_PAGES = 10
+MAX_PAGE_ENTRIES = 1000  # entries looked at per page (the hub's own page size)
 MAX_LIMIT = 100
 MAX_QUERY_CHARS = 100
 MAX_TAGS = 200  # tags looked at per repo
@@ -110,30 +111,29 @@ def search_repos(
     }
     repos: list[HubRepo] = []
     skipped = 0
-    for entry in _entries(params, limit, timeout_s):
-        repo = parse_entry(entry, found_by=tag)
-        if repo is None:
-            skipped += 1
-        elif all(r.repo_id != repo.repo_id for r in repos):
-            repos.append(repo)
+    for page in _pages(params, timeout_s):
+        for entry in page[:MAX_PAGE_ENTRIES]:
+            repo = parse_entry(entry, found_by=tag)
+            if repo is None:
+                skipped += 1
+            elif all(r.repo_id != repo.repo_id for r in repos):
+                repos.append(repo)
+            if len(repos) >= limit:
+                return SearchPage(tuple(repos), skipped)
     return SearchPage(tuple(repos), skipped)
 
 
-def _entries(params: dict[str, Any], limit: int, timeout_s: float) -> Iterator[Any]:
-    """The hub's entries, page after page, until ``limit`` of them (or the pages end)."""
+def _pages(params: dict[str, Any], timeout_s: float) -> Iterator[list[Any]]:
+    """The hub's pages, following its ``Link`` header (on the same hub, ``MAX_PAGES`` at
+    most); the caller stops asking once it has enough."""
     url: str | None = f"{hub_endpoint()}/api/models"
     query: dict[str, Any] | None = params
-    seen = 0
     for _ in range(MAX_PAGES):
-        if url is None:
+        if url is None or not _same_origin(url):
             return
         page, url = get_json_page(url, query, timeout_s=timeout_s)
         query = None  # the next link carries the query
-        for entry in page[: limit - seen]:
-            seen += 1
-            yield entry
-        if seen >= limit or not _same_origin(url):
-            return
+        yield page
 
 
 def _same_origin(url: str | None) -> bool:
