@@ -17,6 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
@@ -91,8 +92,8 @@ class SearchOutcome:
     notes: list[str] = field(default_factory=list)
 
 
-OnRepos = Callable[[Sequence[HubRepo]], None]
-OnHit = Callable[[SearchHit], None]
+OnRepos = Callable[[Sequence[HubRepo]], object]
+OnHit = Callable[[SearchHit], object]
 
 
 def search_models(
@@ -137,17 +138,23 @@ def search_models(
 
 
 def _find_repos(request: SearchRequest) -> tuple[list[HubRepo], int]:
-    """Each format's repos from the hub, merged in the requested order, cut to ``limit``."""
+    """Each format's repos from the hub (asked at once), merged in the requested order,
+    cut to ``limit``."""
     sort = HUB_SORT_OF.get(request.sort, request.sort)
+    tags = [fmt.name for fmt in model_formats()]
+    with ThreadPoolExecutor(max_workers=max(1, len(tags))) as pool:
+        pages = list(
+            pool.map(
+                lambda tag: search_repos(request.query, tag=tag, sort=sort, limit=request.limit),
+                tags,
+            )
+        )
     merged: dict[str, HubRepo] = {}
-    skipped = 0
-    for fmt in model_formats():
-        page = search_repos(request.query, tag=fmt.name, sort=sort, limit=request.limit)
-        skipped += page.skipped
+    for page in pages:
         for repo in page.repos:
             merged.setdefault(repo.repo_id, repo)
     ordered = sorted(merged.values(), key=_hub_key(sort), reverse=True)  # stable
-    return ordered[: request.limit], skipped
+    return ordered[: request.limit], sum(page.skipped for page in pages)
 
 
 def _hub_key(sort: str) -> Callable[[HubRepo], Any]:

@@ -235,8 +235,8 @@ class HubRow:
         return "\n".join(line for line in lines if line)
 
 
-HubRowsCallback = Callable[[list[HubRow]], None]
-HubRowCallback = Callable[[HubRow], None]
+HubRowsCallback = Callable[[list[HubRow]], object]
+HubRowCallback = Callable[[HubRow], object]
 
 
 def search_hub(

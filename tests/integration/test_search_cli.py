@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from tests.conftest import unused_port
 from tests.fixtures.fakehub import FakeHub, hub_env
 from tests.fixtures.hub_search_repos import WHAT_IF, populate
 from tests.fixtures.hub_search_repos import search_files as search_files  # fixture
-from tests.integration.cli import assert_one_clean_error_line
+from tests.integration.cli import assert_one_clean_error_line, default_sigint
 from tests.integration.test_cli_startup import HEAVY, MODEL_STACK, modules_after
 
 PLANNED = (
@@ -254,3 +255,25 @@ def test_search_help_loads_nothing_heavy() -> None:
     loaded = modules_after(["search", "--help"])
     assert not [m for m in loaded if m.split(".")[0] in HEAVY]
     assert not [m for m in loaded if m.startswith(MODEL_STACK)]
+
+
+def test_ctrl_c_stops_at_once(search_hub: FakeHub, localchat_home: Path) -> None:
+    search_hub.latency_s = 0.5  # planning would take many seconds
+    env = {**os.environ, **hub_env(search_hub), "LOCALCHAT_HOME": str(localchat_home)}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "localchat", "search", "llama", "--cpu-only"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL, preexec_fn=default_sigint,
+    )  # fmt: skip
+    try:
+        assert child.stderr is not None
+        while "planning" not in child.stderr.readline():
+            assert child.poll() is None, "the search ended before it planned"
+        child.send_signal(signal.SIGINT)
+        _, err = child.communicate(timeout=15)
+    finally:
+        search_hub.latency_s = 0.0
+        if child.poll() is None:
+            child.kill()
+    assert child.returncode == ExitCode.INTERRUPTED
+    assert "Traceback" not in err

@@ -186,3 +186,15 @@ async def test_the_hub_tab_fits_80x24(make_app, hub: FakeHub) -> None:
         assert dialog_table.virtual_size.width <= dialog_table.scrollable_content_region.width
         await pilot.press("escape")
         assert isinstance(app.screen, ModelsScreen)
+
+
+async def test_leaving_the_screen_stops_the_search(make_app, hub: FakeHub) -> None:
+    hub.latency_s = 0.5
+    app = make_app(model=None)
+    async with app.run_test(size=(110, 30)) as pilot:
+        pane = await open_hub_tab(pilot, "llama")
+        await wait_for(pilot, lambda: pane.searching)
+        cancel = pane._cancel
+        await pilot.press("escape")  # back to the chat
+        await wait_for(pilot, lambda: not isinstance(app.screen, ModelsScreen))
+        assert cancel.is_set()

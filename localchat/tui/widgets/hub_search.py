@@ -73,6 +73,10 @@ class HubSearchPane(Vertical):
         table.add_column("Downl.", key="downloads", width=6)
         table.add_column("Verdict here", key="verdict", width=20)
 
+    def on_unmount(self) -> None:
+        """Leaving the screen (or the app) stops the search: nothing waits for the hub."""
+        self._cancel.set()
+
     @property
     def table(self) -> DataTable[str]:
         return self.query_one("#hub-table", DataTable)
