@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from huggingface_hub import HfApi
 
 from localchat.errors import ConfigError, DownloadFailed
 from localchat.hub import search as hub_search
@@ -18,7 +19,7 @@ from localchat.services import PlanRequest, SearchRequest, plan_hardware, search
 from localchat.services.plan import WhatIf
 from localchat.services.search import run_bounded
 from localchat.services.search_cache import RepoFacts, cache_dir, load_facts, save_facts
-from localchat.services.search_facts import plan_repo
+from localchat.services.search_facts import error_kind, plan_repo
 from localchat.services.search_verdict import Verdict
 from tests.fixtures.fakehub import FakeHub
 from tests.fixtures.fakehub import fake_hub as fake_hub  # fixture
@@ -199,3 +200,39 @@ def test_the_cache_round_trips_and_ignores_a_broken_file(
 def test_cache_files_are_named_by_repo_inside_the_cache(tmp_path: Path) -> None:
     save_facts("acme/x.y-GGUF", SHA, RepoFacts(nothing="n"))
     assert (cache_dir() / "acme--x.y-GGUF.json").is_file()
+
+
+def test_a_hostile_file_size_is_refused(fake_hub: FakeHub, search_files: dict[str, Any]) -> None:
+    repo = "evil/Size-GGUF"
+    tiny = search_files["tiny-Q8_0"]
+    fake_hub.add_repo(repo, {"x-Q8_0.gguf": tiny}, declared_sizes={"x-Q8_0.gguf": 1 << 60})
+    hardware = plan_hardware(WhatIf(cpu_only=True))
+    with pytest.raises(DownloadFailed, match="unsafe file size") as caught:
+        plan_repo(repo, fake_hub.commit_of(repo), hardware, PlanRequest())
+    assert error_kind(caught.value) == "refused"
+
+
+def test_the_fake_hub_answers_list_models_as_huggingface_hub_expects(
+    fake_hub: FakeHub, search_files: dict[str, Any]
+) -> None:
+    """The fake's /api/models against huggingface_hub's own client: filter, sort, limit,
+    expand, full, and paging by Link header."""
+    populate(fake_hub, search_files)
+    fake_hub.search_extra = []
+    fake_hub.models_page_size = 2
+    api = HfApi(endpoint=fake_hub.url)
+    found = list(api.list_models(search="llama", filter="gguf", sort="downloads", limit=5))
+    assert [m.id for m in found][:2] == [
+        "acme/Llama-8B-Instruct-GGUF",
+        "acme/Mixtral-8x7B-Llama-GGUF",
+    ]
+    assert len(found) == 5 and all("gguf" in (m.tags or []) for m in found)
+    awq = list(api.list_models(search="llama", filter="awq", expand=["sha", "safetensors"]))
+    assert [m.id for m in awq] == ["acme/Llama-8B-AWQ"] and awq[0].sha and awq[0].safetensors
+    assert awq[0].downloads is None  # not asked for
+    full = list(api.list_models(search="Tiny", full=True))
+    assert full[0].siblings and {s.rfilename for s in full[0].siblings} == {
+        "Llama-Tiny-Q8_0.gguf", "Llama-Tiny-Q4_K_M.gguf"
+    }  # fmt: skip
+    liked = list(api.list_models(search="llama", sort="likes", limit=1))
+    assert liked[0].id == "acme/Llama-1B-GGUF"
