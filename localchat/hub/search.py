@@ -57,7 +57,6 @@ class HubRepo:
     architecture: str
     parameters: int | None
     library: str
-    found_by: str  # the filter (a model format's hub tag) that found it
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,7 +112,7 @@ def search_repos(
     skipped = 0
     for page in _pages(params, timeout_s):
         for entry in page[:MAX_PAGE_ENTRIES]:
-            repo = parse_entry(entry, found_by=tag)
+            repo = parse_entry(entry)
             if repo is None:
                 skipped += 1
             elif all(r.repo_id != repo.repo_id for r in repos):
@@ -207,7 +206,7 @@ def _json_array(body: bytes, what: str) -> list[Any]:
 # ---------------------------------------------------------------------- one entry
 
 
-def parse_entry(entry: Any, *, found_by: str) -> HubRepo | None:
+def parse_entry(entry: Any) -> HubRepo | None:
     """A search entry as a ``HubRepo``; None when its id or commit is unsafe or the repo
     is disabled or private (it could not be pulled)."""
     if not isinstance(entry, dict):
@@ -230,7 +229,6 @@ def parse_entry(entry: Any, *, found_by: str) -> HubRepo | None:
         architecture=text_field(gguf.get("architecture")) or text_field(config.get("model_type")),
         parameters=count(gguf.get("total")) or _safetensors_total(entry.get("safetensors")),
         library=text_field(entry.get("library_name")),
-        found_by=found_by,
     )
 
 

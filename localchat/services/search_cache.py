@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,11 +134,3 @@ def _figures(value: dict[str, Any]) -> AwqFigures:
     fields["arch"] = ArchFromConfig(**fields["arch"])
     fields["files"] = tuple(fields["files"])
     return AwqFigures(**fields)
-
-
-def clear_cache() -> None:
-    """Forget every repo (tests and benchmarks start cold with it)."""
-    for path in cache_dir().glob("*.json"):
-        path.unlink(missing_ok=True)
-    if cache_dir().exists() and not any(cache_dir().iterdir()):
-        os.rmdir(cache_dir())

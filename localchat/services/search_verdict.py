@@ -37,6 +37,10 @@ class Verdict:
     plan: Plan | None = None
     message: str = ""  # why, for a verdict without a plan that fits
 
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"unknown verdict status {self.status!r}")
+
     @property
     def fits(self) -> bool:
         return self.plan is not None and self.plan.fits

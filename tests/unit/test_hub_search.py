@@ -40,7 +40,7 @@ def entry(**fields: Any) -> dict[str, Any]:
 )  # fmt: skip
 def test_unsafe_repo_ids_are_refused(repo_id: object) -> None:
     assert check_repo_id(repo_id) is None
-    assert parse_entry(entry(id=repo_id), found_by="gguf") is None
+    assert parse_entry(entry(id=repo_id)) is None
 
 
 def test_a_good_entry_keeps_its_fields() -> None:
@@ -50,7 +50,6 @@ def test_a_good_entry_keeps_its_fields() -> None:
             tags=["gguf", "license:apache-2.0"], library_name="transformers",
             gguf={"total": 8_030_000_000, "architecture": "llama"},
         ),
-        found_by="gguf",
     )  # fmt: skip
     assert repo is not None
     assert (repo.repo_id, repo.commit, repo.downloads, repo.likes) == (
@@ -69,7 +68,6 @@ def test_hostile_fields_are_blanked_not_trusted() -> None:
             tags=["license:" + "x" * 500, *["t"] * 100_000], gguf="not a dict",
             library_name="\x1b[31mred\x1b[0m" + "y" * 500, safetensors={"total": 2**60},
         ),
-        found_by="gguf",
     )  # fmt: skip
     assert repo is not None
     assert repo.downloads is None and repo.likes is None and repo.parameters is None
@@ -79,11 +77,11 @@ def test_hostile_fields_are_blanked_not_trusted() -> None:
 
 @pytest.mark.parametrize("sha", ["../../x", "abc", 12, "G" * 40])
 def test_a_bad_commit_drops_the_entry(sha: object) -> None:
-    assert parse_entry(entry(sha=sha), found_by="gguf") is None
+    assert parse_entry(entry(sha=sha)) is None
 
 
 def test_a_disabled_repo_is_not_listed() -> None:
-    assert parse_entry(entry(disabled=True), found_by="gguf") is None
+    assert parse_entry(entry(disabled=True)) is None
 
 
 def test_nesting_and_non_lists_are_refused() -> None:
