@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from localchat import services
-from localchat.cli.options import link_option, rpc_option, threads_option
+from localchat.cli.options import threads_option
+from localchat.cli.what_if import what_if, what_if_options
 
 if TYPE_CHECKING:
     from localchat.services import Plan
@@ -26,15 +27,6 @@ GIB = 1 << 30
 @click.option("--ctx", "n_ctx", type=click.IntRange(min=256), help="Context size (default: auto).")
 @click.option("--quant", help="Plan this quant only (default: choose).")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan as JSON.")
-@click.option(
-    "--vram",
-    multiple=True,
-    metavar="SIZE",
-    help="What-if GPU memory, e.g. 24GiB; repeat for several GPUs.",
-)
-@click.option("--ram", metavar="SIZE", help="What-if RAM, e.g. 64GiB.")
-@click.option("--apple", metavar="SIZE", help="What-if Apple Silicon Mac with this much RAM.")
-@click.option("--cpu-only", is_flag=True, help="Plan without any GPU.")
 @click.option("--type-k", default="f16", show_default=True, help="K cache type: f16, q8_0, q4_0.")
 @click.option(
     "--type-v",
@@ -81,14 +73,7 @@ GIB = 1 << 30
     help="Prompt length the predicted time to first token is for.",
 )
 @threads_option
-@click.option(
-    "--remote",
-    multiple=True,
-    metavar="SIZE",
-    help="What-if RPC worker with a device of this size, e.g. 24GiB; repeatable.",
-)
-@rpc_option
-@link_option
+@what_if_options
 def plan(
     model: str,
     n_ctx: int | None,
@@ -112,8 +97,7 @@ def plan(
     link: str | None,
 ) -> None:
     """Show what fits this machine (or a what-if one) for MODEL, and why."""
-    what_if = services.WhatIf(vram, ram, apple, cpu_only, remote, rpc, link)
-    hardware = services.plan_hardware(what_if)
+    hardware = services.plan_hardware(what_if(vram, ram, apple, cpu_only, remote, rpc, link))
     request = services.PlanRequest(
         n_ctx=n_ctx,
         quant=quant,

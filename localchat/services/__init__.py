@@ -7,6 +7,7 @@
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
+    search_models(SearchRequest("llama"), hardware) # hub repos, each with its verdict here
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
 
 Frontends import this package (and ``types``, ``errors``, ``units``, ``paths``,
@@ -58,6 +59,16 @@ if TYPE_CHECKING:
     from localchat.services.pull import pull_model
     from localchat.services.remove import Removal, removal_for, remove_models
     from localchat.services.resolve import ModelRef, find_on_disk, resolve_model, with_quant
+    from localchat.services.search import (
+        SEARCH_SORTS,
+        HubRepo,
+        SearchHit,
+        SearchOutcome,
+        SearchRequest,
+        Verdict,
+        quant_options,
+        search_models,
+    )
     from localchat.services.show import ModelInfo, messages_from_json, show_model
     from localchat.store import LocalModel
 
@@ -96,6 +107,16 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "services.pull": ("pull_model",),
     "services.remove": ("Removal", "removal_for", "remove_models"),
     "services.resolve": ("ModelRef", "find_on_disk", "resolve_model", "with_quant"),
+    "services.search": (
+        "SEARCH_SORTS",
+        "HubRepo",
+        "SearchHit",
+        "SearchOutcome",
+        "SearchRequest",
+        "Verdict",
+        "quant_options",
+        "search_models",
+    ),
     "services.show": ("ModelInfo", "messages_from_json", "show_model"),
     "store": ("LocalModel",),
 }
@@ -103,6 +124,7 @@ _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in nam
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "SEARCH_SORTS",
     "AmxStatus",
     "BenchRequest",
     "BenchResult",
@@ -114,6 +136,7 @@ __all__ = [
     "GpuInfo",
     "Hardware",
     "HistoryStore",
+    "HubRepo",
     "LlamaBuildInfo",
     "LoadedModel",
     "LocalModel",
@@ -128,7 +151,11 @@ __all__ = [
     "ReplyParser",
     "ReplyPart",
     "ReplyRecorder",
+    "SearchHit",
+    "SearchOutcome",
+    "SearchRequest",
     "StderrProgress",
+    "Verdict",
     "WhatIf",
     "build_code",
     "cancel_loads",
@@ -147,11 +174,13 @@ __all__ = [
     "plan_hardware",
     "plan_model",
     "pull_model",
+    "quant_options",
     "removal_for",
     "remove_models",
     "resolve_model",
     "run_bench",
     "run_doctor",
+    "search_models",
     "set_fatal_handler",
     "settings_threads",
     "show_model",

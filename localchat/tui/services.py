@@ -1,12 +1,14 @@
 """Everything the app asks of the rest of localchat, in one place and without Textual.
 
 A thin door onto ``localchat.services`` (the CLI's and the server's door too): rows for
-the Models screen, fit badges from the planner's plans, pull and remove.  ``services``
+the Models screen, fit badges from the planner's plans, hub search with a verdict per
+repo, pull and remove.  ``services``
 loads its parts on first use, so the chat opens without loading the planner or the hub.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -17,9 +19,26 @@ from localchat.units import format_bytes as format_size
 from localchat.units import format_eta
 
 if TYPE_CHECKING:
-    from localchat.services import Hardware, LoadedModel, LocalModel, Plan, ProgressCallback
+    from localchat.services import (
+        Hardware,
+        HubRepo,
+        LoadedModel,
+        LocalModel,
+        Plan,
+        ProgressCallback,
+        SearchHit,
+    )
 
-__all__ = ["Fit", "Loader", "ModelRow", "PullCancelled", "format_eta", "format_size"]
+__all__ = [
+    "Fit",
+    "HubRow",
+    "Loader",
+    "ModelRow",
+    "PullCancelled",
+    "QuantOption",
+    "format_eta",
+    "format_size",
+]
 
 Loader = Callable[..., Any]  # ``open_model``'s signature; tests pass a scripted one
 
@@ -172,3 +191,142 @@ def local_rows(known_paths: set[str], known_keys: Collection[str] = ()) -> list[
         description = f"on disk ({model.source})"
         rows.append(ModelRow(key, model.name, quant, model.size_bytes, description, True))
     return rows
+
+
+# ---------------------------------------------------------------------- hub search
+
+
+@dataclass(frozen=True)
+class QuantOption:
+    """One quant of a hub repo as the planner weighed it for this machine."""
+
+    key: str  # "owner/repo:QUANT": what pull and open_model accept
+    quant: str
+    size: str
+    placement: str  # "33/33", "20/33, 8 exp. in RAM", "does not fit"
+    n_ctx: int
+    tok_s: str
+    loss: str
+    chosen: bool
+
+
+@dataclass(frozen=True)
+class HubRow:
+    """A hub search result with its verdict for this machine (``planned`` False: pending)."""
+
+    key: str  # the repo id
+    params: str
+    arch: str
+    license: str
+    downloads: str
+    verdict: str  # short, for the verdict column
+    summary: str = ""  # the verdict in one line
+    pull_key: str | None = None  # "owner/repo:QUANT" of the planner's quant
+    options: tuple[QuantOption, ...] = ()
+    planned: bool = False
+
+    @property
+    def detail(self) -> str:
+        facts = " · ".join(x for x in (self.params, self.arch, self.license) if x and x != "?")
+        lines = [f"{self.key} · {facts} · {self.downloads} downloads", self.summary]
+        if self.pull_key:
+            quant = self.pull_key.rsplit(":", 1)[1]
+            lines.append(f"Enter: every quant · ^g pulls {quant}")
+        return "\n".join(line for line in lines if line)
+
+
+HubRowsCallback = Callable[[list[HubRow]], object]
+HubRowCallback = Callable[[HubRow], object]
+
+
+def search_hub(
+    query: str,
+    *,
+    cancel: threading.Event,
+    on_rows: HubRowsCallback,
+    on_row: HubRowCallback,
+    time_budget_s: float = 60.0,
+) -> int:
+    """Search the hub and plan each repo for this machine: ``on_rows`` gets the repos as
+    soon as the hub listed them (verdicts pending), ``on_row`` each verdict as it comes.
+    Returns how many repos were found; raises the hub's errors (offline, unreachable)."""
+    hardware = services.detect_hardware()
+    request = services.SearchRequest(query, time_budget_s=time_budget_s)
+    plan_request = services.PlanRequest(n_threads=services.settings_threads())
+    outcome = services.search_models(
+        request,
+        hardware,
+        plan_request,
+        cancel=cancel,
+        on_repos=lambda repos: on_rows([_pending_row(repo) for repo in repos]),
+        on_hit=lambda hit: on_row(hub_row(hit)),
+    )
+    for hit in outcome.hits:  # the ones no worker reached: timed out or cancelled
+        if hit.verdict.status in ("timed out", "cancelled") and not cancel.is_set():
+            on_row(hub_row(hit))
+    return outcome.found
+
+
+def _pending_row(repo: HubRepo) -> HubRow:
+    return HubRow(
+        key=repo.repo_id,
+        params=format_count(repo.parameters),
+        arch=repo.architecture or "?",
+        license=f"gated {repo.license}".strip() if repo.gated else repo.license or "?",
+        downloads=format_count(repo.downloads),
+        verdict="planning…",
+        summary="planning for this machine…",
+    )
+
+
+def hub_row(hit: SearchHit) -> HubRow:
+    verdict = hit.verdict
+    plan = verdict.plan
+    options = tuple(_option(hit.repo.repo_id, row, plan) for row in quant_rows(plan))
+    return replace(
+        _pending_row(hit.repo),
+        verdict=verdict.short,
+        summary=verdict.summary,
+        pull_key=hit.pull_key,
+        options=options,
+        planned=True,
+    )
+
+
+def quant_rows(plan: Plan | None) -> list[dict[str, Any]]:
+    return services.quant_options(plan) if plan is not None else []
+
+
+def _option(repo_id: str, row: dict[str, Any], plan: Plan | None) -> QuantOption:
+    n_layers = plan.n_layers if plan is not None else 0
+    placement = "does not fit"
+    if row["fits"]:
+        placement = f"{row['n_gpu_layers']}/{n_layers + 1}"
+        if row["n_cpu_moe"]:
+            placement += f", {row['n_cpu_moe']} exp. in RAM"
+    quality = row["quality"]
+    loss = "?"
+    if quality is not None:
+        pct = quality["ppl_increase_pct"]
+        approx = "~" if quality["basis"] == "estimated" else ""
+        loss = "none" if quality["basis"] == "reference" else f"{approx}+{pct:.2g} %"
+    return QuantOption(
+        key=f"{repo_id}:{row['quant']}",
+        quant=str(row["quant"]),
+        size=format_size(row["weights"] or None),
+        placement=placement,
+        n_ctx=int(row["n_ctx"]),
+        tok_s=f"{row['predicted_tok_s']:.1f}",
+        loss=loss,
+        chosen=bool(row["chosen"]),
+    )
+
+
+def format_count(count: int | None) -> str:
+    """``8.0B`` parameters, ``90.0k`` downloads; ``?`` when the hub did not say."""
+    if not count:
+        return "?" if count is None else "0"
+    for unit, scale in (("T", 1e12), ("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if count >= scale:
+            return f"{count / scale:.1f}{unit}"
+    return str(count)

@@ -1,9 +1,12 @@
-"""Models: the catalog and typed-in hub repos, each quant with size, fit badge and disk state.
+"""Models: two tabs, F2 switches.  The catalog (and typed-in hub repos), each quant with
+size, fit badge and disk state; and hub search, each repo with its verdict for this machine.
 
-Typing filters the list (``FilteredListScreen``).  Enter loads the highlighted model
-(downloading it first when needed), or looks up a typed ``owner/repo`` on the hub;
+Catalog: typing filters the list (``FilteredListScreen``).  Enter loads the highlighted
+model (downloading it first when needed), or looks up a typed ``owner/repo`` on the hub;
 ctrl+g pulls it with a progress bar (Esc cancels; pulling again resumes), ctrl+d deletes
-its files.
+its files.  Hub (``widgets.hub_search``): typing searches; Enter shows every quant's plan
+(``HubPlanDialog``), where Enter loads and ctrl+g pulls the highlighted quant; ctrl+g on
+the list pulls the quant the planner chose.
 """
 
 from __future__ import annotations
@@ -19,15 +22,20 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Input, Label, ProgressBar, Static
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Label, ProgressBar, Static
 from textual.worker import Worker, get_current_worker
 
 from localchat.tui import services
 from localchat.tui.messages import ReportError
 from localchat.tui.progress import PullEvent, transfer_text
 from localchat.tui.screens.dialogs import ConfirmDialog
+from localchat.tui.screens.hub_plan import Choice, HubPlanDialog
 from localchat.tui.screens.listing import FilteredListScreen
 from localchat.tui.services import ModelRow, PullCancelled
+from localchat.tui.widgets.hub_search import HubSearchPane
+
+CATALOG, HUB = "catalog-pane", "hub-pane"
+TAB_TITLES = {CATALOG: "Catalog", HUB: "Hub search"}
 
 
 class ModelsScreen(FilteredListScreen):
@@ -36,6 +44,7 @@ class ModelsScreen(FilteredListScreen):
         Binding("enter", "load", "Load", priority=True),  # from the list or the filter
         Binding("ctrl+g", "pull", "Pull"),
         Binding("ctrl+d", "remove", "Delete", priority=True),  # before the filter's delete-right
+        Binding("f2", "switch_tab", "Tabs"),
     ]
 
     class RowsReady(Message):
@@ -70,22 +79,62 @@ class ModelsScreen(FilteredListScreen):
         self.cancel_pull = threading.Event()
 
     def compose(self) -> ComposeResult:
-        yield Label("Models", classes="screen-title")
-        yield Input(
-            placeholder="Filter, or type owner/repo and press Enter",
-            id="filter",
-            select_on_focus=False,  # keys typed on the list land here: selecting eats them
-        )
-        with Horizontal(id="models-body"):
-            yield DataTable(cursor_type="row", zebra_stripes=True, id="models-table")
-            yield Static("Loading the catalog…", id="model-detail")
+        yield Label(self._title(CATALOG), classes="screen-title", id="models-title")
+        with ContentSwitcher(initial=CATALOG, id="models-tabs"):
+            with Vertical(id=CATALOG):
+                yield Input(
+                    placeholder="Filter, or type owner/repo and press Enter",
+                    id="filter",
+                    select_on_focus=False,  # keys typed on the list land here: selecting eats them
+                )
+                with Horizontal(id="models-body"):
+                    yield DataTable(cursor_type="row", zebra_stripes=True, id="models-table")
+                    yield Static("Loading the catalog…", id="model-detail")
+            yield HubSearchPane(id=HUB)
         with Vertical(id="pull-box"):
             yield Label("", id="pull-label")
             yield ProgressBar(total=100, show_eta=False, id="pull-bar")
         yield Footer(compact=True)
 
+    # ------------------------------------------------------------------ tabs
+    @staticmethod
+    def _title(active: str) -> str:
+        tabs = "  ".join(
+            f"[reverse] {name} [/reverse]" if tab == active else f" {name} "
+            for tab, name in TAB_TITLES.items()
+        )
+        return f"Models  {tabs}  [dim](F2 switches)[/dim]"
+
+    @property
+    def hub_active(self) -> bool:
+        return self.query_one(ContentSwitcher).current == HUB
+
+    @property
+    def hub(self) -> HubSearchPane:
+        return self.query_one(HubSearchPane)
+
+    @property
+    def table(self) -> DataTable[str]:
+        """The active tab's list (``FilteredListScreen`` moves it and types into its box)."""
+        if self.hub_active:
+            return self.hub.table
+        return self.query_one("#models-table", DataTable)
+
+    @property
+    def filter_input(self) -> Input:
+        return self.hub.query_input if self.hub_active else self.query_one("#filter", Input)
+
+    def action_switch_tab(self) -> None:
+        active = CATALOG if self.hub_active else HUB
+        self.query_one(ContentSwitcher).current = active
+        self.query_one("#models-title", Label).update(self._title(active))
+        if active == HUB and not self.hub.query_input.value:
+            self.hub.query_input.focus()
+        else:
+            self.table.focus()
+
     def on_mount(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#models-table", DataTable)
         table.add_column("Model", key="name", width=20)
         table.add_column("Quant", key="quant", width=9)
         table.add_column("Size", key="size", width=9)
@@ -145,7 +194,7 @@ class ModelsScreen(FilteredListScreen):
     def show_rows(self, text: str = "") -> None:
         """Fill the table with the rows matching ``text``; the highlight stays on the same
         model when it is still listed (by key, not by position)."""
-        table = self.query_one(DataTable)
+        table = self.query_one("#models-table", DataTable)
         current = self.selected()
         table.clear()
         needle = text.strip().lower()
@@ -165,13 +214,13 @@ class ModelsScreen(FilteredListScreen):
         self.show_detail()
 
     def selected(self) -> ModelRow | None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#models-table", DataTable)
         if table.row_count == 0:
             return None
         key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
         return self.rows.get(str(key)) if key is not None else None
 
-    @on(DataTable.RowHighlighted)
+    @on(DataTable.RowHighlighted, "#models-table")
     def show_detail(self) -> None:
         row = self.selected()
         detail = self.query_one("#model-detail", Static)
@@ -199,7 +248,11 @@ class ModelsScreen(FilteredListScreen):
         self.action_load()
 
     def action_load(self) -> None:
-        """Load the highlighted row; with no row, look up a typed ``owner/repo`` on the hub."""
+        """Load the highlighted row; with no row, look up a typed ``owner/repo`` on the hub.
+        On the hub tab: search now, or show the highlighted repo's plan per quant."""
+        if self.hub_active:
+            self._open_hub_row()
+            return
         row = self.selected()
         if row is None:
             text = self.filter_input.value.strip()
@@ -216,18 +269,47 @@ class ModelsScreen(FilteredListScreen):
             return
         self.app.pop_screen()
 
-    def action_pull(self) -> None:
-        row = self.selected()
-        if row is None:
+    def _open_hub_row(self) -> None:
+        hub = self.hub
+        row = hub.selected()
+        if hub.query_input.value.strip() != hub.searched or row is None:
+            hub.search_now()
+        elif not row.options:
+            self.notify(row.summary or "Not planned yet", markup=False)
+        else:
+            self.app.push_screen(HubPlanDialog(row), self._hub_choice)
+
+    def _hub_choice(self, choice: Choice | None) -> None:
+        if choice is None:
             return
+        what, key = choice
+        if what == "pull":
+            self.start_pull(key)
+        else:
+            self.post_message(self.LoadRequested(key))
+
+    def action_pull(self) -> None:
+        if self.hub_active:
+            hub_row = self.hub.selected()
+            if hub_row is not None and hub_row.pull_key is None:
+                self.notify(hub_row.summary or "Not planned yet", markup=False)
+            elif hub_row is not None and hub_row.pull_key is not None:
+                self.start_pull(hub_row.pull_key)
+            return
+        row = self.selected()
+        if row is not None:
+            self.start_pull(row.key)
+
+    def start_pull(self, key: str) -> None:
+        """Pull ``key`` ("name:QUANT", "owner/repo:QUANT") with the progress bar."""
         if self.pulling is not None:
             self.notify(f"Already pulling {self.pulling}", severity="warning")
             return
-        self.pulling = row.key
+        self.pulling = key
         self.cancel_pull.clear()
         self.query_one("#pull-box").display = True
-        self.query_one("#pull-label", Label).update(f"pulling {row.key}…  (Esc cancels)")
-        self._pull(row.key)
+        self.query_one("#pull-label", Label).update(f"pulling {key}…  (Esc cancels)")
+        self._pull(key)
 
     @work(thread=True, exclusive=True, group="pull", exit_on_error=False)
     def _pull(self, key: str) -> None:
@@ -271,6 +353,9 @@ class ModelsScreen(FilteredListScreen):
 
     @work
     async def action_remove(self) -> None:
+        if self.hub_active:
+            self.notify("Delete downloaded models on the Catalog tab (F2)", severity="warning")
+            return
         row = self.selected()
         if row is None or not row.on_disk:
             self.notify("Nothing on disk to delete", severity="warning")
