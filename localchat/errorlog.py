@@ -11,14 +11,14 @@ import time
 import traceback
 from pathlib import Path
 
+from localchat.paths import log_dir
+
 ERRORS_LOG_NAME = "errors.log"
 MAX_LOG_BYTES = 1_000_000  # past this the log starts over (the old one kept as errors.log.1)
 ONE_LINE_CHARS = 300
 
 
 def errors_log_path() -> Path:
-    from localchat.paths import log_dir
-
     return log_dir() / ERRORS_LOG_NAME
 
 

@@ -26,7 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from localchat.engine.interrupt import loads_cancelled
 from localchat.errors import CorruptModelFile, EngineError, ExitCode, Interrupted, LocalchatError
+from localchat.jsonfile import read_json, update_json
+from localchat.paths import data_dir
 
 PROBE_CTX_TOKENS = 256
 PROBE_TIMEOUT_S = 600.0
@@ -39,8 +42,6 @@ _OUTPUT_BYTES = 1 << 20  # llama.cpp's load log, then the abort message
 
 
 def probe_record_file() -> Path:
-    from localchat.paths import data_dir
-
     return data_dir() / "loaded-models.json"
 
 
@@ -90,15 +91,11 @@ def _build_id() -> str:
 
 
 def _remembered() -> set[str]:
-    from localchat.jsonfile import read_json
-
     keys = read_json(probe_record_file()).get("loaded", [])
     return set(keys) if isinstance(keys, list) else set()
 
 
 def _remember(key: str) -> None:
-    from localchat.jsonfile import update_json
-
     def add(data: dict[str, Any]) -> None:
         keys = [k for k in data.get("loaded", []) if isinstance(k, str) and k != key]
         data["loaded"] = [*keys, key][-MAX_REMEMBERED:]
@@ -133,8 +130,6 @@ def _run_child(model_path: Path) -> tuple[int, str]:
 def _wait(child: subprocess.Popen[bytes]) -> int | None:
     """The child's exit status; None after ``PROBE_TIMEOUT_S``; ``Interrupted`` when the
     app cancelled the load (``engine.interrupt.cancel_loads``)."""
-    from localchat.engine.interrupt import loads_cancelled
-
     deadline = time.monotonic() + PROBE_TIMEOUT_S
     while time.monotonic() < deadline:
         try:
@@ -213,8 +208,6 @@ def _reason_text(line: str, marker: str) -> str:
 def _child_main(model_path: str) -> int:
     """Load the model as cheaply as llama.cpp allows, tokenize a short text and decode
     one token with it; the exit status is the answer (a crash is one too)."""
-    from localchat.errors import LocalchatError
-
     try:
         return _load_and_decode(Path(model_path))
     except LocalchatError as exc:

@@ -19,6 +19,9 @@ import contextlib
 import re
 import time
 
+from localchat.jsonfile import read_json, update_json
+from localchat.paths import data_dir
+
 GB = 1e9
 CPU_BYTES_PER_S_PER_CORE = 10 * GB
 CPU_BYTES_PER_S_CAP = 80 * GB
@@ -137,9 +140,6 @@ def _cache_key(cpu_model: str, logical_cores: int) -> str:
 
 def measure_cpu_bandwidth(cpu_model: str, logical_cores: int) -> tuple[float, str]:
     """Measured copy bandwidth, cached in ``data_dir()/cpu_bandwidth.json`` per CPU."""
-    from localchat.jsonfile import read_json, update_json
-    from localchat.paths import data_dir
-
     cache_file = data_dir() / "cpu_bandwidth.json"
     key = _cache_key(cpu_model, logical_cores)
     cached = read_json(cache_file).get(key)

@@ -12,11 +12,13 @@ from localchat.gguf import read_gguf
 from localchat.gguf.info import GgufInfo
 from localchat.hardware.types import Hardware
 from localchat.planner import reasons as words
+from localchat.planner.awq_ref import plan_hub_fallback, plan_with_awq
 from localchat.planner.budget import Budgets, budgets_for
 from localchat.planner.calibration import compute_scale, model_identity
 from localchat.planner.plan import Plan, PlanRequest
 from localchat.planner.quality import caveat_line, losses_for, quality_order, source_line
 from localchat.planner.search import Candidate, Choice, choose, decide_flash_attn, search_quant
+from localchat.planner.sources import sources_for_ref
 from localchat.planner.speed_calibration import lookup_for
 from localchat.planner.synth import info_from_arch
 from localchat.planner.workers import attach_remote
@@ -252,8 +254,6 @@ def plan_reference(
     Local files: their header.  Hub models: remote headers by HTTP Range (nothing is
     downloaded), or models.toml's recorded figures when offline; the reasons say which.
     """
-    from localchat.planner.awq_ref import plan_hub_fallback, plan_with_awq
-
     request = request or PlanRequest()
     awq_plan = plan_with_awq(
         ref, hardware, request, lambda r, q: _plan_gguf_reference(r, hardware, q, offline),
@@ -273,12 +273,7 @@ def plan_reference(
 def _plan_gguf_reference(
     ref: ModelRef, hardware: Hardware, request: PlanRequest, offline: bool
 ) -> Plan:
-    from localchat.planner.sources import sources_for_ref
-
     if ref.kind == "path" and ref.path is not None and ref.path.is_file():
-        from localchat.store.local import find_local
-
-        find_local(ref)  # a file is a model only when it is a GGUF, for plan as for pull
         plan = plan_for_file(ref.path, hardware, request=request)  # with calibration
         plan.reasons.append("read the file's GGUF header")
         return plan

@@ -18,8 +18,11 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
+from localchat.errors import LocalchatError
+from localchat.gguf import read_gguf
 from localchat.jsonfile import read_json, update_json
 from localchat.paths import calibration_file
+from localchat.planner.memory import MemorySettings, estimate_memory
 
 MiB = 1 << 20
 SCALE_MIN, SCALE_MAX = 0.5, 2.0
@@ -148,10 +151,6 @@ def record_load(
 def _predicted(
     model_path: Path, settings: dict[str, Any], parsed: dict[str, Any]
 ) -> dict[str, Any] | None:
-    from localchat.errors import LocalchatError
-    from localchat.gguf import read_gguf
-    from localchat.planner.memory import MemorySettings, estimate_memory
-
     try:
         info = read_gguf(Path(model_path))
         n_gpus = sum(1 for device in parsed["devices"] if device != "CPU")

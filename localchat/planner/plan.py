@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from localchat.errors import DoesNotFit
 from localchat.planner.memory import DeviceMemory
 from localchat.planner.quality import QualityLoss
 
@@ -89,8 +90,6 @@ class Plan:
         """
         if self.fits:
             return
-        from localchat.errors import DoesNotFit
-
         mine = f"{self.quant}:"
         why = next(
             (r for r in self.reasons if r.startswith(mine) and "does not fit" in r),

@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from localchat.gguf.info import GgufInfo
+from localchat.hardware.bandwidth import estimate_cpu_bandwidth, gpu_bandwidth_bytes_per_s
 from localchat.hardware.types import Hardware, RemoteDevice
 from localchat.planner.memory import MemoryEstimate, MemorySettings, cpu_expert_layers
 from localchat.planner.network import network_cost
@@ -150,8 +151,6 @@ def gpu_bandwidth(hardware: Hardware, gpu: int) -> float:
     info = hardware.gpus[gpu - len(remotes)]
     if info.bandwidth_bytes_per_s:
         return info.bandwidth_bytes_per_s
-    from localchat.hardware.bandwidth import gpu_bandwidth_bytes_per_s
-
     return gpu_bandwidth_bytes_per_s(info.name, info.total_bytes) or DEFAULT_GPU_BANDWIDTH
 
 
@@ -171,8 +170,6 @@ def remote_bandwidth(hardware: Hardware, remote: RemoteDevice) -> float:
 def cpu_bandwidth(hardware: Hardware) -> float:
     if hardware.cpu.bandwidth_bytes_per_s:
         return hardware.cpu.bandwidth_bytes_per_s
-    from localchat.hardware.bandwidth import estimate_cpu_bandwidth
-
     return estimate_cpu_bandwidth(hardware.cpu.physical_cores)[0]
 
 

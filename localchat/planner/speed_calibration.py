@@ -16,6 +16,7 @@ from typing import Any
 
 from localchat.jsonfile import read_json, update_json
 from localchat.paths import calibration_file
+from localchat.planner.calibration import llama_cpp_version
 from localchat.planner.speed import Calibration, SpeedTerms
 
 SETTING_KEYS = (
@@ -129,8 +130,6 @@ def model_key(info: Any) -> str:
 
 def lookup_for(hardware: Any, info: Any) -> Any:
     """The planner's calibration lookup for ``info`` on ``hardware`` (see ``search``)."""
-    from localchat.planner.calibration import llama_cpp_version
-
     model = model_key(info)
     device = device_key(hardware)
     version = llama_cpp_version()

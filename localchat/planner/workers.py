@@ -15,6 +15,7 @@ from localchat.planner.memory import MemoryEstimate
 from localchat.planner.network import CACHED_TENSOR_MIN_BYTES, network_cost
 from localchat.planner.plan import Plan
 from localchat.planner.reasons import gib
+from localchat.planner.speed import remote_bandwidth
 
 
 def device_layers(n_layers: int, estimate: MemoryEstimate, budgets: Budgets) -> dict[str, str]:
@@ -57,8 +58,6 @@ def attach_remote(
     plan.device_layers = device_layers(info.n_layers, estimate, budgets)
     if not hardware.remotes:
         return
-    from localchat.planner.speed import remote_bandwidth
-
     plan.rpc_servers = rpc_endpoints(hardware)
     network = network_cost(info, estimate, hardware)
     plan.network = network
