@@ -13,8 +13,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from localchat.addresses import parse_endpoints
 from localchat.errors import ConfigError
-from localchat.hardware.rpc import parse_endpoints
 from localchat.jsonfile import write_text_atomic
 from localchat.paths import settings_file
 from localchat.types import TEMPERATURE_MAX, TOP_P_MAX, SamplingParams

@@ -10,14 +10,18 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
+from localchat import services
+from localchat.addresses import Endpoint, is_loopback_host
 from localchat.errors import ConfigError, ExitCode
+from localchat.paths import data_dir, ensure_dir, llama_log_file
 
 if TYPE_CHECKING:
-    from localchat.engine.rpc_server import RunningWorker
+    from localchat.services import RunningWorker
 
 NO_AUTH_WARNING = (
     "WARNING: the llama.cpp RPC protocol has no authentication: anyone who can reach "
@@ -53,12 +57,6 @@ def worker(
     verbose: bool,
 ) -> None:
     """Serve this machine's GPU (or CPU) to `localchat --rpc` clients until stopped."""
-    from pathlib import Path
-
-    from localchat.engine.rpc_server import redirect_native_stdout, start_worker
-    from localchat.hardware.rpc import Endpoint, is_loopback_host
-    from localchat.paths import data_dir, ensure_dir, llama_log_file
-
     endpoint = Endpoint(host, port)
     loopback = is_loopback_host(host)
     if not loopback and not allow_network:
@@ -70,8 +68,8 @@ def worker(
     threads = n_threads or _physical_cores()
     if not verbose:
         ensure_dir(llama_log_file().parent)
-        redirect_native_stdout(llama_log_file())  # ggml's server printf()s
-    running = start_worker(endpoint, cache, threads)
+        services.redirect_native_stdout(llama_log_file())  # ggml's server printf()s
+    running = services.start_worker(endpoint, cache, threads)
     device = running.device
     click.echo(
         f"localchat worker: serving {device.name} ({device.description}) on {endpoint}: "

@@ -15,8 +15,9 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 
+from localchat.addresses import parse_endpoint
 from localchat.errors import BackendUnavailable, LocalchatError, WorkerUnavailable
-from localchat.hardware.rpc import parse_endpoint, probe_worker, worker_refuses_connections
+from localchat.hardware.rpc import probe_worker, worker_refuses_connections
 from localchat.llamacpp import library
 from localchat.llamacpp.library import FatalHandler
 

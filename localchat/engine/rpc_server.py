@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from localchat.addresses import Endpoint
 from localchat.errors import LocalchatError
-from localchat.hardware.rpc import Endpoint
 from localchat.llamacpp import Device, DeviceKind, library
 
 READY_TIMEOUT_S = 30.0

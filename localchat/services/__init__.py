@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from localchat.engine.rpc import set_fatal_handler
+    from localchat.engine.rpc_server import RunningWorker, redirect_native_stdout, start_worker
     from localchat.formats import ChatFormat, ReplyParser, ReplyPart, split_reply, visible_text
     from localchat.history import HistoryStore, ReplyRecorder
     from localchat.hub.progress import ProgressCallback, PullProgress, StderrProgress
@@ -75,6 +76,7 @@ if TYPE_CHECKING:
 # module (under ``localchat.``) -> the names it gives this package
 _SOURCES: dict[str, tuple[str, ...]] = {
     "engine.rpc": ("set_fatal_handler",),  # an RPC worker lost inside native code
+    "engine.rpc_server": ("RunningWorker", "redirect_native_stdout", "start_worker"),
     "formats": ("ChatFormat", "ReplyParser", "ReplyPart", "split_reply", "visible_text"),
     "history": ("HistoryStore", "ReplyRecorder"),
     "hub.progress": ("ProgressCallback", "PullProgress", "StderrProgress"),
@@ -151,6 +153,7 @@ __all__ = [
     "ReplyParser",
     "ReplyPart",
     "ReplyRecorder",
+    "RunningWorker",
     "SearchHit",
     "SearchOutcome",
     "SearchRequest",
@@ -175,6 +178,7 @@ __all__ = [
     "plan_model",
     "pull_model",
     "quant_options",
+    "redirect_native_stdout",
     "removal_for",
     "remove_models",
     "resolve_model",
@@ -185,6 +189,7 @@ __all__ = [
     "settings_threads",
     "show_model",
     "split_reply",
+    "start_worker",
     "visible_text",
     "with_quant",
 ]

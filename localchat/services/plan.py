@@ -6,13 +6,9 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from localchat.addresses import DEFAULT_LINK_BYTES_PER_S, parse_link
 from localchat.hardware import Hardware, detect_hardware
-from localchat.hardware.rpc import (
-    DEFAULT_LINK_BYTES_PER_S,
-    parse_link,
-    what_if_remote,
-    with_workers,
-)
+from localchat.hardware.rpc import what_if_remote, with_workers
 from localchat.planner import Plan, PlanRequest, parse_size, plan_reference, what_if_hardware
 from localchat.planner.profiles import what_if_gpu
 from localchat.services.resolve import ModelRef, find_on_disk, resolve_model

@@ -12,14 +12,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from localchat.addresses import Endpoint, parse_endpoint, parse_endpoints, parse_link
 from localchat.errors import ConfigError, WorkerUnavailable
-from localchat.hardware.rpc import (
-    Endpoint,
-    parse_endpoint,
-    parse_endpoints,
-    parse_link,
-    probe_worker,
-)
+from localchat.hardware.rpc import probe_worker
 
 
 def test_endpoints_parse_in_order_and_bad_ones_are_named() -> None:
