@@ -116,7 +116,7 @@ def serve(
 
 def _check_workers(rpc: str | None, link: str | None) -> None:
     """Malformed --rpc/--link fail now, not at the first request (workers are probed then)."""
-    from localchat.hardware.rpc import parse_endpoints, parse_link
+    from localchat.addresses import parse_endpoints, parse_link
 
     parse_endpoints(rpc)
     if link:

@@ -118,7 +118,7 @@ def _read_body(chunks: Iterable[bytes], skip: int, length: int) -> bytes:
 def auth_headers(token: str | None) -> dict[str, str]:
     """huggingface_hub's user agent, and the user's token (``hf auth login``) if any."""
     from huggingface_hub import get_token
-    from huggingface_hub.utils import (  # type: ignore[attr-defined]  (a lazy export)
+    from huggingface_hub.utils import (  # type: ignore[attr-defined]  # a lazy export
         build_hf_headers,
     )
 

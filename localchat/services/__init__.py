@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from localchat.engine.rpc import set_fatal_handler
     from localchat.engine.rpc_server import RunningWorker, redirect_native_stdout, start_worker
     from localchat.formats import ChatFormat, ReplyParser, ReplyPart, split_reply, visible_text
-    from localchat.history import HistoryStore, ReplyRecorder
+    from localchat.history import Conversation, HistoryStore, ReplyRecorder, StoredMessage
     from localchat.hub.progress import ProgressCallback, PullProgress, StderrProgress
     from localchat.services.bench import BenchRequest, BenchResult, run_bench
     from localchat.services.browse import (
@@ -78,7 +78,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "engine.rpc": ("set_fatal_handler",),  # an RPC worker lost inside native code
     "engine.rpc_server": ("RunningWorker", "redirect_native_stdout", "start_worker"),
     "formats": ("ChatFormat", "ReplyParser", "ReplyPart", "split_reply", "visible_text"),
-    "history": ("HistoryStore", "ReplyRecorder"),
+    "history": ("Conversation", "HistoryStore", "ReplyRecorder", "StoredMessage"),
     "hub.progress": ("ProgressCallback", "PullProgress", "StderrProgress"),
     "services.bench": ("BenchRequest", "BenchResult", "run_bench"),
     "services.browse": ("CatalogEntry", "catalog_entries", "hub_quants", "listed_quants"),
@@ -134,6 +134,7 @@ __all__ = [
     "CatalogEntry",
     "ChatFormat",
     "CheckResult",
+    "Conversation",
     "CpuInfo",
     "GpuInfo",
     "Hardware",
@@ -158,6 +159,7 @@ __all__ = [
     "SearchOutcome",
     "SearchRequest",
     "StderrProgress",
+    "StoredMessage",
     "Verdict",
     "WhatIf",
     "build_code",

@@ -24,7 +24,6 @@ from textual.worker import get_current_worker
 
 from localchat.errorlog import one_line, write_traceback
 from localchat.errors import LocalchatError
-from localchat.history import HistoryStore
 from localchat.settings import Settings, load_settings, save_settings
 from localchat.tui.messages import ReportError
 from localchat.tui.model import ChatModel, Loader
@@ -34,7 +33,7 @@ from localchat.tui.screens.history import HistoryScreen
 from localchat.tui.screens.loaded import LoadedModelScreen
 from localchat.tui.screens.models import ModelsScreen
 from localchat.tui.screens.settings import SettingsScreen
-from localchat.tui.services import cancel_loads, open_model
+from localchat.tui.services import HistoryStore, cancel_loads, open_model
 from localchat.tui.session import ChatSession
 from localchat.tui.widgets.message import code_blocks
 

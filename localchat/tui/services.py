@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from localchat import services
 from localchat.errors import LocalchatError, ModelNotFound
+from localchat.services import Conversation, HistoryStore, ReplyRecorder, StoredMessage
 from localchat.units import format_bytes as format_size
 from localchat.units import format_eta
 
@@ -30,12 +31,16 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
+    "Conversation",
     "Fit",
+    "HistoryStore",
     "HubRow",
     "Loader",
     "ModelRow",
     "PullCancelled",
     "QuantOption",
+    "ReplyRecorder",
+    "StoredMessage",
     "format_eta",
     "format_size",
 ]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from localchat.history import HistoryStore, ReplyRecorder, StoredMessage
 from localchat.settings import Settings
+from localchat.tui.services import HistoryStore, ReplyRecorder, StoredMessage
 from localchat.types import Message, SamplingParams
 
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.errors import LocalchatError
-from localchat.history import ReplyRecorder
 from localchat.tui.model import ChatModel, ReplyParser, ReplyPart
+from localchat.tui.services import ReplyRecorder
 from localchat.types import GenerationStats, Message, SamplingParams, TextStream
 
 OUTPUT_KINDS = ("output", "text")  # shown as the reply; anything else is folded away

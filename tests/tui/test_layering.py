@@ -13,7 +13,7 @@ import localchat.tui
 
 TUI = Path(localchat.tui.__file__).parent
 DOOR = TUI / "services.py"
-# Core modules (docs/ARCHITECTURE.md) and the history types the app shows.
+# Core modules (docs/ARCHITECTURE.md).
 ALLOWED = {
     "localchat.types",
     "localchat.errors",
@@ -21,7 +21,6 @@ ALLOWED = {
     "localchat.units",
     "localchat.paths",
     "localchat.settings",
-    "localchat.history",
 }
 
 

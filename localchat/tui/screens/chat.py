@@ -17,9 +17,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Markdown
 from textual.worker import Worker, get_current_worker
 
-from localchat.history import ReplyRecorder, StoredMessage
 from localchat.tui.messages import ReportError
 from localchat.tui.model import ChatModel
+from localchat.tui.services import ReplyRecorder, StoredMessage
 from localchat.tui.session import ChatSession
 from localchat.tui.streaming import (
     Outcome,

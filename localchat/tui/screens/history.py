@@ -13,10 +13,10 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Label
 
-from localchat.history import Conversation, HistoryStore
 from localchat.paths import data_dir
 from localchat.tui.screens.dialogs import ConfirmDialog, TextDialog
 from localchat.tui.screens.listing import FilteredListScreen
+from localchat.tui.services import Conversation, HistoryStore
 
 # Fixed column widths; the title takes what is left (DataTable pads each cell by 1 on each side).
 FIXED_COLUMNS = (("model", "Model", 18), ("count", "Msgs", 4), ("when", "Last active", 16))
