@@ -14,6 +14,7 @@ from localchat.hardware.types import Hardware
 from localchat.planner import reasons as words
 from localchat.planner.budget import Budgets, budgets_for
 from localchat.planner.calibration import compute_scale, model_identity
+from localchat.planner.embedding import embedding_line, embedding_request
 from localchat.planner.plan import Plan, PlanRequest
 from localchat.planner.quality import caveat_line, losses_for, quality_order, source_line
 from localchat.planner.search import Candidate, Choice, choose, decide_flash_attn, search_quant
@@ -39,6 +40,11 @@ def plan_model(
     request = request or PlanRequest()
     if not infos:
         raise ModelNotFound(f"{model_name or 'model'}: no GGUF quant to plan")
+    asked_ctx = request.n_ctx
+    pooling = next(iter(infos.values())).pooling
+    n_ctx_train = min(info.n_ctx_train for info in infos.values())
+    if pooling is not None:
+        request = embedding_request(request, n_ctx_train)
     quants = _wanted_quants(infos, request.quant, model_name)
     budgets = budgets_for(hardware)
     scales = compute_scales or {}
@@ -69,6 +75,9 @@ def plan_model(
         experts = "layer 0" if plan.n_cpu_moe == 1 else f"layers 0-{plan.n_cpu_moe - 1}"
         plan.device_layers["CPU"] += f", experts of {experts}"
     plan.alternatives = [_alternative(c) for c in candidates if c is not chosen]
+    if pooling is not None:
+        plan.pooling = pooling
+        plan.reasons.append(embedding_line(pooling, plan.n_ctx, n_ctx_train, asked_ctx))
     return plan
 
 

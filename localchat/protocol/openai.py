@@ -185,11 +185,13 @@ class EmbeddingRequest(RequestModel):
     @field_validator("input")
     @classmethod
     def _bounded(cls, value: Prompt) -> Prompt:
-        items = [value] if isinstance(value, str) else value
+        one = isinstance(value, str) or (bool(value) and isinstance(value[0], int))
+        items = [value] if one else value
         if not items or len(items) > MAX_EMBEDDING_INPUTS:
             raise ValueError(f"1 to {MAX_EMBEDDING_INPUTS} inputs")
-        if any(item == "" for item in items):
-            raise ValueError("an input is an empty string")
+        empty = next((index for index, item in enumerate(items) if item in ("", [])), None)
+        if empty is not None:
+            raise ValueError("an empty string" if one else f"item {empty} is empty")
         return value
 
     def check_supported(self) -> None:

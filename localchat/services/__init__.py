@@ -6,6 +6,7 @@
     pull_model(MODEL, progress=...) -> LocalModel  # resumable, verified
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
+    embed(texts, model=...) / embed_inputs(loaded, inputs, EmbedOptions(...))  # vectors
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
 
@@ -32,6 +33,14 @@ if TYPE_CHECKING:
         listed_quants,
     )
     from localchat.services.doctor import CheckResult, run_doctor
+    from localchat.services.embed import (
+        Embeddings,
+        EmbedOptions,
+        check_embeds,
+        embed,
+        embed_inputs,
+        normalized,
+    )
     from localchat.services.hardware import (
         AmxStatus,
         BuildCode,
@@ -70,6 +79,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "services.bench": ("BenchRequest", "BenchResult", "run_bench"),
     "services.browse": ("CatalogEntry", "catalog_entries", "hub_quants", "listed_quants"),
     "services.doctor": ("CheckResult", "run_doctor"),
+    "services.embed": (
+        "EmbedOptions",
+        "Embeddings",
+        "check_embeds",
+        "embed",
+        "embed_inputs",
+        "normalized",
+    ),
     "services.hardware": (
         "AmxStatus",
         "BuildCode",
@@ -111,6 +128,8 @@ __all__ = [
     "ChatFormat",
     "CheckResult",
     "CpuInfo",
+    "EmbedOptions",
+    "Embeddings",
     "GpuInfo",
     "Hardware",
     "HistoryStore",
@@ -133,9 +152,12 @@ __all__ = [
     "build_code",
     "cancel_loads",
     "catalog_entries",
+    "check_embeds",
     "client_name",
     "detect_hardware",
     "echo_engine_log",
+    "embed",
+    "embed_inputs",
     "find_on_disk",
     "hardware_json",
     "hub_quants",
@@ -143,6 +165,7 @@ __all__ = [
     "listed_quants",
     "messages_from_json",
     "named_models",
+    "normalized",
     "open_model",
     "plan_hardware",
     "plan_model",
