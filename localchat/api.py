@@ -19,12 +19,13 @@ app and the server are built on.
 
 from __future__ import annotations
 
-from localchat.services.embed import Embeddings, EmbedOptions, embed, embed_inputs
+from localchat.services.embed import Embeddings, EmbedOptions, embed_inputs, embed_texts
 from localchat.services.model import DEFAULT_MAX_TOKENS, LoadedModel, Notice, OpenOptions
 from localchat.services.open import cancel_loads, open_model
 from localchat.services.resolve import ModelRef, resolve_model
 
 resolve_ref = resolve_model  # the name earlier versions used
+embed = embed_texts  # localchat.embed(texts, model=...): the short name
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
@@ -37,6 +38,7 @@ __all__ = [
     "cancel_loads",
     "embed",
     "embed_inputs",
+    "embed_texts",
     "open_model",
     "resolve_model",
     "resolve_ref",

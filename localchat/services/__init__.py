@@ -6,7 +6,7 @@
     pull_model(MODEL, progress=...) -> LocalModel  # resumable, verified
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
-    embed(texts, model=...) / embed_inputs(loaded, inputs, EmbedOptions(...))  # vectors
+    embed_texts(texts, model=...) / embed_inputs(loaded, inputs, EmbedOptions(...))  # vectors
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
 
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
         Embeddings,
         EmbedOptions,
         check_embeds,
-        embed,
         embed_inputs,
+        embed_texts,
         normalized,
     )
     from localchat.services.hardware import (
@@ -83,8 +83,8 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "EmbedOptions",
         "Embeddings",
         "check_embeds",
-        "embed",
         "embed_inputs",
+        "embed_texts",
         "normalized",
     ),
     "services.hardware": (
@@ -156,8 +156,8 @@ __all__ = [
     "client_name",
     "detect_hardware",
     "echo_engine_log",
-    "embed",
     "embed_inputs",
+    "embed_texts",
     "find_on_disk",
     "hardware_json",
     "hub_quants",

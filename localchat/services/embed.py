@@ -1,7 +1,7 @@
 """Embeddings: texts (or token ids) in, one vector each out, for the server's two APIs,
 ``localchat embed`` and the Python API alike.
 
-    vectors = embed(["a cat", "a dog"], model="nomic-embed-text-v1.5")
+    vectors = embed_texts(["a cat", "a dog"], model="nomic-embed-text-v1.5")
     with open_model("nomic-embed-text-v1.5") as model:
         result = embed_inputs(model, ["a cat"], EmbedOptions(dimensions=256))
 
@@ -60,7 +60,7 @@ class Embeddings:
     truncated: tuple[int, ...] = ()  # the inputs that were cut
 
 
-def embed(
+def embed_texts(
     texts: str | Sequence[str],
     model: str | ModelRef | None = None,
     *,
