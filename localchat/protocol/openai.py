@@ -197,13 +197,14 @@ class EmbeddingRequest(RequestModel):
     def check_supported(self) -> None:
         refusals.refuse(refusals.OPENAI_EMBEDDING, self)
 
-    def has_token_ids(self) -> bool:
-        return isinstance(self.input, list) and any(not isinstance(i, str) for i in self.input)
-
-    def texts(self) -> list[str]:
-        if isinstance(self.input, str):
-            return [self.input]
-        return [item for item in self.input if isinstance(item, str)]
+    def inputs(self) -> list[str | list[int]]:
+        """Each input: a text, or a list of token ids (one bare list is one input)."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        if value and isinstance(value[0], int):
+            return [[item for item in value if isinstance(item, int)]]
+        return [item for item in value if isinstance(item, str | list)]
 
 
 # -- replies ---------------------------------------------------------------------------

@@ -55,7 +55,7 @@ class _Embedded:
 async def openai_embeddings(request: Request) -> Response:
     body = await read_body(request, EmbeddingRequest)
     ref = resolve_model(request, body.model)
-    inputs = _openai_inputs(body.input)
+    inputs = body.inputs()
     options = EmbedOptions(dimensions=body.dimensions, truncate=False)
     done = await _embed(request, ref, inputs, options, n_ctx=None, keep_alive_s=None)
     data = [
@@ -138,15 +138,6 @@ async def _load_or_unload(
     entry = await state.pool.entry_for(ref, n_ctx)
     state.pool.release(entry, keep_alive_s)
     return str(entry.model.name)
-
-
-def _openai_inputs(value: str | list[str] | list[int] | list[list[int]]) -> list[str | list[int]]:
-    """One string, strings, one list of token ids, or lists of them: as a list of inputs."""
-    if isinstance(value, str):
-        return [value]
-    if value and all(isinstance(item, int) for item in value):
-        return [[item for item in value if isinstance(item, int)]]
-    return [item for item in value if isinstance(item, str | list)]
 
 
 def _encoded(vector: list[float], encoding_format: str) -> list[float] | str:
