@@ -107,11 +107,13 @@ def choose_quant(
     *,
     family: str = "",
     request: PlanRequest | None = None,
+    pooling: str | None = None,
 ) -> str:
     """The quant to download when the user named none (the README's policy).
 
     ``quant_sizes``: quant -> total bytes of its files.  With ``arch`` (catalog
-    figures) the full planner runs on synthesized headers; without, the best quant
+    figures; ``pooling`` for an embedding model) the full planner runs on synthesized
+    headers; without, the best quant
     whose file fits the GPU(s), else RAM, with a margin for KV and compute.
     """
     if not quant_sizes:
@@ -119,7 +121,7 @@ def choose_quant(
     request = replace(request or PlanRequest(), quant=None)
     if arch is not None:
         infos = {
-            q: info_from_arch(arch, quant=q, file_bytes=size, family=family)
+            q: info_from_arch(arch, quant=q, file_bytes=size, family=family, pooling=pooling)
             for q, size in quant_sizes.items()
         }
         return plan_model(infos, hardware, request).quant or next(iter(quant_sizes))

@@ -165,11 +165,10 @@ def _cut(embedder: Embedder, item: EmbedInput, tokens: list[int]) -> list[int]:
 
 
 def _check_dimensions(model_name: str, dimensions: int | None, size: int) -> None:
-    if dimensions is not None and not 1 <= dimensions <= size:
-        raise InvalidRequest(
-            f"dimensions {dimensions} is more than {model_name}'s {size}",
-            hint=f"ask for 1 to {size}",
-        )
+    if dimensions is None or 1 <= dimensions <= size:
+        return
+    what = "less than 1" if dimensions < 1 else f"more than {model_name}'s {size}"
+    raise InvalidRequest(f"dimensions {dimensions} is {what}", hint=f"ask for 1 to {size}")
 
 
 def _finish(vector: list[float], options: EmbedOptions) -> list[float]:

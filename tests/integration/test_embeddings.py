@@ -1,6 +1,7 @@
 """Embeddings in process and from the CLI, on real llama.cpp: tiny BERT and Nomic BERT
-GGUFs with random weights (written by ``tests.fixtures.embed_gguf``), compared with
-llama-cpp-python's own ``Llama(embedding=True).embed`` on the same files, and the real
+GGUFs (no KV cache) and a causal llama with last or mean pooling (a KV cache, as
+Qwen3-Embedding), all with random weights (``tests.fixtures.embed_gguf``), compared with
+llama-cpp-python's own ``Llama(embedding=True).embed`` on the same files; and the real
 gemma-3-270m, which is a generative model and is refused."""
 
 from __future__ import annotations
@@ -36,7 +37,9 @@ def bert(embed_ggufs: dict[str, Path]) -> Iterator[LoadedModel]:
         yield model
 
 
-@pytest.mark.parametrize("name", ["bert-mean", "bert-cls", "nomic-mean"])
+@pytest.mark.parametrize(
+    "name", ["bert-mean", "bert-cls", "nomic-mean", "llama-last", "llama-mean"]
+)
 def test_vectors_match_llama_cpp_python(embed_ggufs: dict[str, Path], name: str) -> None:
     path = embed_ggufs[name]
     expected = oracle_embeddings(path, TEXTS)
@@ -53,15 +56,20 @@ def test_vectors_match_llama_cpp_python(embed_ggufs: dict[str, Path], name: str)
     assert result.prompt_tokens == sum(len(oracle_tokens(path, text)) for text in TEXTS)
 
 
-def test_many_inputs_in_several_decodes_equal_each_alone(bert: LoadedModel) -> None:
-    """Packing (sequence ids, several llama_decode calls) must not mix inputs up."""
+@pytest.mark.parametrize("name", ["bert-mean", "llama-last"])
+def test_many_inputs_in_several_decodes_equal_each_alone(
+    embed_ggufs: dict[str, Path], name: str
+) -> None:
+    """Packing (sequence ids, several llama_decode calls, the KV cache cleared between
+    them) must not mix inputs up."""
     rng = random.Random(5)
     words = [token.removeprefix("\u2581") for token in vocabulary()[5:] if len(token) > 1]
-    texts = [" ".join(rng.choices(words, k=rng.randint(1, 40))) for _ in range(150)]
-    together = services.embed_inputs(bert, texts).vectors
-    for index in (0, 1, 63, 64, 65, 99, 149):
-        alone = services.embed_inputs(bert, [texts[index]]).vectors[0]
-        assert cosine(together[index], alone) >= SAME, index
+    texts = [" ".join(rng.choices(words, k=rng.randint(1, 12))) for _ in range(150)]
+    with _open(embed_ggufs[name]) as model:
+        together = services.embed_inputs(model, texts).vectors
+        for index in (0, 1, 63, 64, 65, 99, 149):
+            alone = services.embed_inputs(model, [texts[index]]).vectors[0]
+            assert cosine(together[index], alone) >= SAME, index
 
 
 def test_dimensions_cut_then_rescale(bert: LoadedModel) -> None:
@@ -97,6 +105,17 @@ def test_a_long_input_is_cut_keeping_its_sep_or_refused(
     assert cosine(result.vectors[0], services.embed_inputs(bert, [kept]).vectors[0]) >= SAME
     with pytest.raises(InvalidRequest, match=r"input\[0\] is 302 tokens; .* at most 128"):
         services.embed_inputs(bert, [long_text], EmbedOptions(truncate=False))
+
+
+def test_a_causal_model_keeps_its_eos_when_cut(embed_ggufs: dict[str, Path]) -> None:
+    path = embed_ggufs["llama-last"]
+    long_text = "abc " * 100  # far over the 256 tokens it was trained for
+    tokens = oracle_tokens(path, long_text)
+    with _open(path) as model:
+        result = services.embed_inputs(model, [long_text])
+        kept = [*tokens[:255], tokens[-1]]  # ... then the EOS, whose state is pooled
+        assert tokens[-1] == 2 and result.prompt_tokens == 256
+        assert cosine(result.vectors[0], services.embed_inputs(model, [kept]).vectors[0]) >= SAME
 
 
 def test_an_embedding_model_does_not_chat(bert: LoadedModel) -> None:
