@@ -1,6 +1,7 @@
 """Embeddings per second: localchat's embedding engine vs llama.cpp's own server (xllamacpp).
 
-Both sides load the same GGUF with the same threads and a 512-token batch, and embed
+Both sides load the same GGUF with the same threads, a 512-token batch and flash attention
+(localchat plans it on for embedding models, on the CPU too), and embed
 the same inputs (sentences of 8 to 60 words, fixed seed), unit-length vectors, in
 requests of 1, 16 and 64 inputs, in alternating rounds (so drift on a shared machine
 hits both alike):
@@ -10,13 +11,13 @@ hits both alike):
 * localchat: ``services.embed_inputs`` on the model opened in this process (the engine
   and the services; the HTTP layer adds the same JSON work to both).
 
-The default model is a bge-small-shaped BERT (12 layers, 384 wide, 512 tokens, mean
-pooling) with random weights, written here: the speed of a BERT does not depend on its
-weights.  ``--model`` takes a real embedding GGUF.  Reported per request size: inputs/s
+The default model is a MiniLM-L6-shaped BERT (6 layers, 384 wide, 512 tokens, mean
+pooling; all-MiniLM-L6-v2's shape) with random F32 weights, written here: the speed of a
+BERT does not depend on its weights.  ``--model`` takes a real embedding GGUF.  Reported per request size: inputs/s
 and tokens/s of each side and their ratio.  Prints a table, writes
 bench/results/embeddings.json; asserts nothing.
 
-    python bench/embeddings.py [--model PATH] [--inputs 256] [--batches 1,16,64] [--rounds 3]
+    python bench/embeddings.py [--model PATH] [--inputs 128] [--batches 1,16,64] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ p.model.path = cfg["model"]
 p.embedding, p.n_parallel, p.kv_unified = True, cfg["parallel"], True
 p.n_ctx, p.n_batch, p.n_ubatch = cfg["batch_tokens"], cfg["batch_tokens"], cfg["batch_tokens"]
 p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
+p.flash_attn_type = x.llama_flash_attn_type.LLAMA_FLASH_ATTN_TYPE_ENABLED  # as localchat plans
 server = x.Server(p)
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
@@ -178,25 +180,25 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def default_model(folder: Path) -> Path:
-    """A bge-small-shaped BERT with random weights (about 25 MB of F32)."""
+    """A MiniLM-L6-shaped BERT with random weights (about 45 MB of F32)."""
     from tests.fixtures.embed_gguf import BertSpec, write_bert_gguf
 
-    spec = BertSpec(n_layers=12, n_embd=384, n_head=12, n_ff=1536, n_ctx_train=BATCH_TOKENS)
-    return write_bert_gguf(folder / "bench-bert-small-F32.gguf", spec)
+    spec = BertSpec(n_layers=6, n_embd=384, n_head=12, n_ff=1536, n_ctx_train=BATCH_TOKENS)
+    return write_bert_gguf(folder / "bench-minilm-l6-F32.gguf", spec)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="an embedding GGUF (default: written here)")
-    parser.add_argument("--inputs", type=int, default=256, help="inputs per measurement")
+    parser.add_argument("--inputs", type=int, default=128, help="inputs per measurement")
     parser.add_argument("--batches", default="1,16,64", help="inputs per request")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="0: the physical cores")
-    parser.add_argument("--quick", action="store_true", help="64 inputs, 1 round")
+    parser.add_argument("--quick", action="store_true", help="32 inputs, 1 round")
     args = parser.parse_args()
     args.batches = [int(n) for n in args.batches.split(",")]
     if args.quick:
-        args.inputs, args.rounds = 64, 1
+        args.inputs, args.rounds = 32, 1
     import psutil
 
     threads = args.threads or psutil.cpu_count(logical=False) or 1

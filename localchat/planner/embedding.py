@@ -6,7 +6,9 @@ batch and the micro-batch are one size: the longest input.  That is the model's
 trained context at most (BERT's learned positions end there), ``EMBED_DEFAULT_CTX``
 unless asked for more (the attention's compute buffer grows with its square), and the
 planner shrinks it towards ``EMBED_MIN_CTX`` when memory is short.  No generation cache
-is kept beyond that one batch, and one request runs at a time.
+is kept beyond that one batch, and one request runs at a time.  Flash attention is on
+(unless asked off), on the CPU too: a batch of whole inputs is all prompt, where it halves
+the time of a BERT's 512-token batches on two cores (the KQ matrix is never formed).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ def embedding_request(request: PlanRequest, n_ctx_train: int) -> PlanRequest:
         n_batch=longest,  # the planner caps both at the context it picks
         n_ubatch=longest,
         n_parallel=1,
+        flash_attn=True if request.flash_attn is None else request.flash_attn,
     )
 
 

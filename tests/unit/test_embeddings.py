@@ -131,6 +131,9 @@ def test_an_embedding_model_is_planned_as_one(embed_ggufs: dict[str, Path]) -> N
     assert plan.pooling == "mean"
     assert (plan.n_ctx, plan.n_batch, plan.n_ubatch, plan.n_parallel) == (128, 128, 128, 1)
     assert plan.fits and plan.to_json()["pooling"] == "mean"
+    assert plan.flash_attn  # on the CPU too: a batch of whole inputs is all prompt
+    off = plan_for_file(path, CPU_16G, request=PlanRequest(flash_attn=False))
+    assert not off.flash_attn
     assert any(
         r.startswith("embedding model (mean pooling): inputs of up to 128") for r in plan.reasons
     )
