@@ -18,6 +18,8 @@ from localchat.errors import ExitCode, InvalidRequest
 from localchat.services import EmbedOptions, LoadedModel
 from tests.fixtures.embed_gguf import cosine, norm, oracle_embeddings, oracle_tokens, vocabulary
 from tests.fixtures.embed_gguf import embed_ggufs as embed_ggufs  # the fixture, re-exported
+from tests.fixtures.fakehub import FakeHub, hub_env
+from tests.fixtures.fakehub import fake_hub as fake_hub  # the fixture, re-exported
 from tests.integration.cli import assert_one_clean_error_line, run_localchat
 
 pytestmark = [pytest.mark.llama]
@@ -220,3 +222,31 @@ def test_cli_show_and_ask_on_an_embedding_model(
     asked = run_localchat(localchat_home, "ask", "--local", "-m", path, "hello")
     assert_one_clean_error_line(asked, ExitCode.USAGE)
     assert "is an embedding model: it makes vectors, not text" in asked.stderr
+
+
+def test_a_catalog_embedding_model_plans_pulls_lists_shows_and_embeds(
+    fake_hub: FakeHub, embed_ggufs: dict[str, Path], localchat_home: Path
+) -> None:
+    """nomic-embed-text-v1.5 by its catalog name, its repo played by the loopback hub with
+    the tiny Nomic BERT under the real file name."""
+    tiny = embed_ggufs["nomic-mean"]
+    repo, name = "nomic-ai/nomic-embed-text-v1.5-GGUF", "nomic-embed-text-v1.5.Q4_K_M.gguf"
+    fake_hub.add_repo(repo, {name: tiny.read_bytes()})
+    env = {**hub_env(fake_hub), "HF_HUB_OFFLINE": "0"}
+    model = "nomic-embed-text-v1.5:Q4_K_M"
+
+    planned = run_localchat(localchat_home, "plan", model, "--json", **env)
+    assert planned.returncode == 0, planned.stderr
+    plan = json.loads(planned.stdout)  # from the remote header, by HTTP Range
+    assert plan["pooling"] == "mean" and plan["n_ctx"] == plan["n_ubatch"] == 128
+    pulled = run_localchat(localchat_home, "pull", model, **env)
+    assert pulled.returncode == 0, pulled.stderr
+    listed = run_localchat(localchat_home, "list", "--json")
+    assert any(m["name"] == "nomic-embed-text-v1.5" for m in json.loads(listed.stdout))
+    shown = run_localchat(localchat_home, "show", model)
+    assert "embedding model, 64 dimensions, pooling mean" in shown.stdout  # the file's, not 768
+    embedded = run_localchat(localchat_home, "embed", "-m", model, "--no-pull", *TEXTS)
+    assert embedded.returncode == 0, embedded.stderr
+    vectors = [json.loads(line) for line in embedded.stdout.splitlines()]
+    for got, want in zip(vectors, oracle_embeddings(tiny, TEXTS), strict=True):
+        assert cosine(got, want) >= SAME
