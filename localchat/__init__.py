@@ -6,6 +6,8 @@
         for piece in model.stream_chat([localchat.Message("user", "Hello")]):
             print(piece, end="", flush=True)
 
+    vectors = localchat.embed(["a cat", "a dog"], model="nomic-embed-text-v1.5")
+
 The public API, re-exported as httpx's ``__init__`` does.  Only cheap modules are
 imported here; ``open_model`` (and the rest of ``localchat.api``) loads on first use,
 so ``localchat ask --help`` stays fast.
@@ -43,9 +45,9 @@ from localchat.errors import (
 from localchat.types import GenerationStats, Message, SamplingParams
 
 if TYPE_CHECKING:
-    from localchat.api import LoadedModel, OpenOptions, open_model
+    from localchat.api import LoadedModel, OpenOptions, embed, open_model
 
-_LAZY = {"open_model", "LoadedModel", "OpenOptions"}  # localchat.api loads on first use
+_LAZY = {"open_model", "LoadedModel", "OpenOptions", "embed"}  # localchat.api loads on first use
 
 __all__ = [
     "AuthRequired",
@@ -76,6 +78,7 @@ __all__ = [
     "UnsafeTemplateError",
     "WorkerUnavailable",
     "__version__",
+    "embed",
     "open_model",
 ]
 

@@ -9,6 +9,9 @@
     print(model.last_stats.decode_tokens_per_s)
     model.close()
 
+    from localchat.api import embed
+    vectors = embed(["a cat", "a dog"], model="nomic-embed-text-v1.5")   # unit-length lists
+
 MODEL forms are those of ``localchat ask -m``.  Errors are ``localchat.errors``
 exceptions.  This is the public face of ``localchat.services``, the layer the CLI, the
 app and the server are built on.
@@ -16,19 +19,26 @@ app and the server are built on.
 
 from __future__ import annotations
 
+from localchat.services.embed import Embeddings, EmbedOptions, embed_inputs, embed_texts
 from localchat.services.model import DEFAULT_MAX_TOKENS, LoadedModel, Notice, OpenOptions
 from localchat.services.open import cancel_loads, open_model
 from localchat.services.resolve import ModelRef, resolve_model
 
 resolve_ref = resolve_model  # the name earlier versions used
+embed = embed_texts  # localchat.embed(texts, model=...): the short name
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "EmbedOptions",
+    "Embeddings",
     "LoadedModel",
     "ModelRef",
     "Notice",
     "OpenOptions",
     "cancel_loads",
+    "embed",
+    "embed_inputs",
+    "embed_texts",
     "open_model",
     "resolve_model",
     "resolve_ref",

@@ -11,10 +11,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from localchat.catalog.schema import (
+    EMBEDDING_POOLINGS,
     ArchNumbers,
     AwqSource,
     Catalog,
     CatalogEntry,
+    EmbeddingSpec,
     GgufSource,
     PipSource,
     QuantFiles,
@@ -78,6 +80,7 @@ def _parse_entry(name: str, table: Any, source: str) -> CatalogEntry:
         gguf=_optional(_parse_gguf, table.get("gguf"), where),
         awq=_optional(_parse_awq, table.get("awq"), where),
         pip=_optional(_parse_pip, table.get("pip"), where),
+        embedding=_optional(_parse_embedding, table.get("embedding"), where),
     )
     if not entry.formats:
         raise ConfigError(f"{where}: needs at least one of [gguf], [awq], [pip]")
@@ -176,6 +179,20 @@ def _parse_pip(table: Any, where: str) -> PipSource:
         quant=_string(table, "quant", where),
         size_bytes=_positive_int(table, "size_bytes", where),
     )
+
+
+def _parse_embedding(table: Any, where: str) -> EmbeddingSpec:
+    where = f"{where} [embedding]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{where}: must be a table")
+    unknown = set(table) - {"pooling", "dimensions"}
+    if unknown:
+        raise ConfigError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    pooling = _string(table, "pooling", where)
+    if pooling not in EMBEDDING_POOLINGS:
+        known = ", ".join(sorted(EMBEDDING_POOLINGS))
+        raise ConfigError(f"{where}: pooling {pooling!r} is not one of {known}")
+    return EmbeddingSpec(pooling=pooling, dimensions=_positive_int(table, "dimensions", where))
 
 
 def _repo(table: dict[str, Any], where: str) -> str:

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 MODEL_FILE_TEMPLATE = "gguf"
 # The quant name ``MODEL:AWQ`` that asks for an entry's ``[awq]`` checkpoint.
 AWQ_QUANT = "AWQ"
+# An ``[embedding]`` table's poolings: one vector per input (as ``gguf.pooling`` reads them;
+# the catalog stays free of the GGUF reader's imports).
+EMBEDDING_POOLINGS = frozenset({"mean", "cls", "last"})
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,14 @@ class PipSource:
 
 
 @dataclass(frozen=True)
+class EmbeddingSpec:
+    """An embedding model's ``[embedding]`` table: what it pools and the vectors' size."""
+
+    pooling: str  # "mean", "cls" or "last" (the GGUF's own key decides once on disk)
+    dimensions: int
+
+
+@dataclass(frozen=True)
 class CatalogEntry:
     name: str
     family: str
@@ -85,6 +96,7 @@ class CatalogEntry:
     gguf: GgufSource | None = None
     awq: AwqSource | None = None
     pip: PipSource | None = None
+    embedding: EmbeddingSpec | None = None  # None: a generative model
 
     @property
     def uses_file_template(self) -> bool:

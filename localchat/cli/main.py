@@ -24,6 +24,7 @@ from localchat.tui import run_app
 COMMANDS: dict[str, str] = {
     "ask": "localchat.cli.ask:ask",
     "catalog": "localchat.cli.catalog_cmd:catalog",
+    "embed": "localchat.cli.embed_cmd:embed",
     "list": "localchat.cli.list_cmd:list_models",
     "pull": "localchat.cli.pull_cmd:pull",
     "rm": "localchat.cli.rm_cmd:rm",
@@ -41,6 +42,7 @@ COMMANDS: dict[str, str] = {
 SHORT_HELP: dict[str, str] = {
     "ask": "Answer a prompt (and stdin) with a local model, streamed to stdout.",
     "catalog": "List the models localchat knows by name.",
+    "embed": "Embed texts (arguments or stdin lines) with an embedding model, as JSON vectors.",
     "list": "List the models on disk.",
     "hw": "Show the CPU, RAM, GPUs and llama.cpp build.",
     "plan": "Show the quant, GPU layers and context that fit this machine.",

@@ -67,6 +67,9 @@ def _write_exact(text: str) -> None:
 
 
 def _print_summary(info: ModelInfo) -> None:
+    if info.embedding is not None:
+        _print_embedding_summary(info)
+        return
     chat_format = info.chat_format
     sample: tuple[Message, ...] = SAMPLE_CONVERSATION
     if chat_format.name == "reflection":  # show the official system prompt it adds
@@ -93,6 +96,23 @@ def _print_summary(info: ModelInfo) -> None:
     click.echo(spec.text, nl=False)
     click.echo("" if spec.text.endswith("\n") else "⏎")
     click.echo("─" * 60)
+
+
+def _print_embedding_summary(info: ModelInfo) -> None:
+    """An embedding model has no chat format to show: what it makes instead."""
+    assert info.embedding is not None
+    size, pooling = info.embedding.dimensions, info.embedding.pooling
+    rows = [
+        ("model", info.label),
+        ("file", str(info.file) if info.file else info.note),
+        ("format", info.format or ""),
+        ("kind", f"embedding model, {size} dimensions, pooling {pooling}"),
+        ("context", f"{info.n_ctx_train} tokens per input (trained)" if info.n_ctx_train else ""),
+        ("use", "localchat embed, /v1/embeddings, /api/embed (it makes vectors, not text)"),
+    ]
+    for label, value in rows:
+        if value:
+            click.echo(f"{label + ':':<15}{value}")
 
 
 def _bos_words(has_bos: bool) -> str:

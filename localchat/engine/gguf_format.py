@@ -12,6 +12,7 @@ from pathlib import Path
 
 from localchat.catalog import CatalogEntry
 from localchat.engine.base import LoadSettings
+from localchat.engine.embedding import LlamaEmbedSettings, llama_embed_settings
 from localchat.engine.gguf_files import (
     QuantGroup,
     group_for_files,
@@ -33,6 +34,7 @@ from localchat.store import FileGroup, LocalModel
 
 GGUF_MAGIC = b"GGUF"
 BACKEND = "localchat.engine.llama:LlamaBackend"
+EMBED_BACKEND = "localchat.engine.llama.embed_backend:LlamaEmbedBackend"
 
 
 class GgufFormat:
@@ -119,6 +121,8 @@ class GgufFormat:
         return plan_for_file(model.path, hardware, request=request)
 
     def load_settings(self, plan: Plan, path: Path) -> LoadSettings:
+        if plan.pooling is not None:  # an embedding model (engine.embedding)
+            return llama_embed_settings(plan, path)
         return llama_settings(plan, path)
 
 
@@ -166,3 +170,4 @@ def _has_magic(path: Path) -> bool:
 def register(registry: Registry) -> None:
     registry.add_format(GgufFormat())
     registry.add_backend(LlamaSettings, BACKEND)
+    registry.add_backend(LlamaEmbedSettings, EMBED_BACKEND)

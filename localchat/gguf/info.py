@@ -12,6 +12,7 @@ from typing import Any
 from localchat.errors import CorruptModelFile
 from localchat.gguf.checks import check_model
 from localchat.gguf.header import GgufHeader
+from localchat.gguf.pooling import pooling_of
 
 # llama.cpp hard-codes the sliding-window pattern for these (llama-model.cpp set_swa_pattern):
 # every n-th layer is a full-attention layer.
@@ -66,6 +67,7 @@ class GgufInfo:
     output_tied: bool
     output_norm_bytes: int = 0
     source: str = "header"  # "header" (local), "remote header", "catalog figures"
+    pooling: str | None = None  # an embedding model's pooling ("mean", ...); None: generative
 
     @property
     def weights_bytes(self) -> int:
@@ -124,6 +126,7 @@ def info_from_headers(headers: Sequence[GgufHeader], source: str = "header") -> 
         output_tied=groups.output_tied,
         output_norm_bytes=groups.output_norm_bytes,
         source=source,
+        pooling=pooling_of(meta),
     )
 
 

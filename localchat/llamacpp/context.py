@@ -36,6 +36,8 @@ class ContextParams:
     type_v: str = "f16"
     kv_unified: bool = True
     swa_full: bool = True  # llama.cpp's default: a full-size cache for sliding-window layers
+    embeddings: bool = False  # pooled (or per-token) hidden states instead of logits
+    pooling_type: int = -1  # ``enum llama_pooling_type``; -1: the model's own (unspecified)
 
 
 def ggml_type(name: str) -> int:
@@ -65,6 +67,8 @@ class LlamaContext:
         c_params.type_v = ggml_type(params.type_v)
         c_params.kv_unified = params.kv_unified
         c_params.swa_full = params.swa_full
+        c_params.embeddings = params.embeddings
+        c_params.pooling_type = params.pooling_type
         handle = C.llama_init_from_model(model.handle, c_params)
         if not handle:
             raise LoadFailed("llama.cpp could not create a context for the model")

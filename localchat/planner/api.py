@@ -15,6 +15,7 @@ from localchat.planner import reasons as words
 from localchat.planner.awq_ref import plan_hub_fallback, plan_with_awq
 from localchat.planner.budget import Budgets, budgets_for
 from localchat.planner.calibration import compute_scale, model_identity
+from localchat.planner.embedding import embedding_line, embedding_request
 from localchat.planner.plan import Plan, PlanRequest
 from localchat.planner.quality import caveat_line, losses_for, quality_order, source_line
 from localchat.planner.search import Candidate, Choice, choose, decide_flash_attn, search_quant
@@ -41,6 +42,11 @@ def plan_model(
     request = request or PlanRequest()
     if not infos:
         raise ModelNotFound(f"{model_name or 'model'}: no GGUF quant to plan")
+    asked_ctx = request.n_ctx
+    pooling = next(iter(infos.values())).pooling
+    n_ctx_train = min(info.n_ctx_train for info in infos.values())
+    if pooling is not None:
+        request = embedding_request(request, n_ctx_train)
     quants = _wanted_quants(infos, request.quant, model_name)
     budgets = budgets_for(hardware)
     scales = compute_scales or {}
@@ -71,6 +77,9 @@ def plan_model(
         experts = "layer 0" if plan.n_cpu_moe == 1 else f"layers 0-{plan.n_cpu_moe - 1}"
         plan.device_layers["CPU"] += f", experts of {experts}"
     plan.alternatives = [_alternative(c) for c in candidates if c is not chosen]
+    if pooling is not None:
+        plan.pooling = pooling
+        plan.reasons.append(embedding_line(pooling, plan.n_ctx, n_ctx_train, asked_ctx))
     return plan
 
 
@@ -100,11 +109,13 @@ def choose_quant(
     *,
     family: str = "",
     request: PlanRequest | None = None,
+    pooling: str | None = None,
 ) -> str:
     """The quant to download when the user named none (the README's policy).
 
     ``quant_sizes``: quant -> total bytes of its files.  With ``arch`` (catalog
-    figures) the full planner runs on synthesized headers; without, the best quant
+    figures; ``pooling`` for an embedding model) the full planner runs on synthesized
+    headers; without, the best quant
     whose file fits the GPU(s), else RAM, with a margin for KV and compute.
     """
     if not quant_sizes:
@@ -112,7 +123,7 @@ def choose_quant(
     request = replace(request or PlanRequest(), quant=None)
     if arch is not None:
         infos = {
-            q: info_from_arch(arch, quant=q, file_bytes=size, family=family)
+            q: info_from_arch(arch, quant=q, file_bytes=size, family=family, pooling=pooling)
             for q, size in quant_sizes.items()
         }
         return plan_model(infos, hardware, request).quant or next(iter(quant_sizes))

@@ -82,6 +82,7 @@ class Plan:
     rpc_servers: tuple[str, ...] = ()  # RPC workers' endpoints, in llama.cpp's device order
     device_layers: dict[str, str] = field(default_factory=dict)  # device -> what it holds
     network: Any = None  # planner.network.NetworkCost when RPC workers take part
+    pooling: str | None = None  # an embedding model's pooling ("mean", ...); None: generative
 
     def raise_if_not_fits(self, *, suggest_plan: bool = True) -> None:
         """``DoesNotFit`` with the planner's reason for the chosen quant when nothing fits.
@@ -168,6 +169,7 @@ class Plan:
             "n_cpu_moe": self.n_cpu_moe,
             "fits": self.fits,
             "source": self.source,
+            "pooling": self.pooling,
             "reasons": list(self.reasons),
             "alternatives": list(self.alternatives),
         }

@@ -146,6 +146,7 @@ def _from_pip(ref: ModelRef) -> ModelSources:
         file_bytes=entry.pip.size_bytes,
         family=entry.family,
         model_name=entry.name,
+        pooling=entry.embedding.pooling if entry.embedding else None,
     )
     note = f"{entry.pip.package} is not installed: planned from models.toml's recorded figures"
     return ModelSources(entry.name, {entry.pip.quant: info}, [note])
@@ -186,6 +187,7 @@ def _from_catalog(sources: ModelSources, ref: ModelRef, why: str) -> ModelSource
             files=s.files,
             model_name=entry.name,
             family=entry.family,
+            pooling=entry.embedding.pooling if entry.embedding else None,
         )
         for q, s in sources.quants.items()
     }

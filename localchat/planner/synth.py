@@ -44,6 +44,7 @@ def info_from_arch(
     model_name: str = "",
     family: str = "",
     tied_output: bool | None = None,
+    pooling: str | None = None,
 ) -> GgufInfo:
     """Synthesize the planner's view of a model from catalog figures."""
     architecture = _architecture(family)
@@ -86,4 +87,5 @@ def info_from_arch(
         output_tied=tied,
         output_norm_bytes=norm_bytes,
         source="catalog figures",
+        pooling=pooling,
     )

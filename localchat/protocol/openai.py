@@ -185,23 +185,26 @@ class EmbeddingRequest(RequestModel):
     @field_validator("input")
     @classmethod
     def _bounded(cls, value: Prompt) -> Prompt:
-        items = [value] if isinstance(value, str) else value
+        one = isinstance(value, str) or (bool(value) and isinstance(value[0], int))
+        items = [value] if one else value
         if not items or len(items) > MAX_EMBEDDING_INPUTS:
             raise ValueError(f"1 to {MAX_EMBEDDING_INPUTS} inputs")
-        if any(item == "" for item in items):
-            raise ValueError("an input is an empty string")
+        empty = next((index for index, item in enumerate(items) if item in ("", [])), None)
+        if empty is not None:
+            raise ValueError("an empty string" if one else f"item {empty} is empty")
         return value
 
     def check_supported(self) -> None:
         refusals.refuse(refusals.OPENAI_EMBEDDING, self)
 
-    def has_token_ids(self) -> bool:
-        return isinstance(self.input, list) and any(not isinstance(i, str) for i in self.input)
-
-    def texts(self) -> list[str]:
-        if isinstance(self.input, str):
-            return [self.input]
-        return [item for item in self.input if isinstance(item, str)]
+    def inputs(self) -> list[str | list[int]]:
+        """Each input: a text, or a list of token ids (one bare list is one input)."""
+        value = self.input
+        if isinstance(value, str):
+            return [value]
+        if value and isinstance(value[0], int):
+            return [[item for item in value if isinstance(item, int)]]
+        return [item for item in value if isinstance(item, str | list)]
 
 
 # -- replies ---------------------------------------------------------------------------

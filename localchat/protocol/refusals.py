@@ -98,9 +98,7 @@ OPENAI_COMPLETION: tuple[Refusal[CompletionRequest], ...] = (
     Refusal("suffix", lambda r: bool(r.suffix), "fill-in-the-middle (suffix) is not supported"),
 )
 
-OPENAI_EMBEDDING: tuple[Refusal[EmbeddingRequest], ...] = (
-    Refusal("input", lambda r: r.has_token_ids(), NO_TOKEN_IDS),
-)
+OPENAI_EMBEDDING: tuple[Refusal[EmbeddingRequest], ...] = ()
 
 OPENAI_MESSAGE: tuple[Refusal[ChatMessage], ...] = (
     Refusal("role", lambda m: m.role in ("tool", "function"), TOOLS),

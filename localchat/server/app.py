@@ -24,7 +24,7 @@ from starlette.routing import Route
 from localchat import services
 from localchat.errors import LocalchatError
 from localchat.protocol.errors import http_status
-from localchat.server import ollama_api, openai_api
+from localchat.server import embeddings_api, ollama_api, openai_api
 from localchat.server.config import ServerConfig
 from localchat.server.middleware import ApiKeyAndBodyLimit, InFlightLimit
 from localchat.server.pool import ModelPool, Opener
@@ -48,6 +48,7 @@ def build_app(config: ServerConfig, opener: Opener | None = None) -> Starlette:
             await pool.close()
 
     routes = [Route("/", _root, methods=["GET", "HEAD"]), *openai_api.ROUTES, *ollama_api.ROUTES]
+    routes += embeddings_api.ROUTES
     app = Starlette(
         routes=routes,
         middleware=_middleware(config),

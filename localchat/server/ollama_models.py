@@ -104,7 +104,7 @@ def _model_info(ref: ModelRef) -> ShowReply:
     shown = {
         k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
     }
-    capabilities = ["completion"] + (["thinking"] if info.chat_format.parser_factory else [])
+    capabilities = list(info.capabilities)  # "embedding" alone for an embedding model
     return ShowReply(
         template=info.chat_format.description,
         details=_details(info.local.quant, info.local.format, metadata),

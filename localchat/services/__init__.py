@@ -6,6 +6,7 @@
     pull_model(MODEL, progress=...) -> LocalModel  # resumable, verified
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
+    embed_texts(texts, model=...) / embed_inputs(loaded, inputs, EmbedOptions(...))  # vectors
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
     search_models(SearchRequest("llama"), hardware) # hub repos, each with its verdict here
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
         listed_quants,
     )
     from localchat.services.doctor import CheckResult, run_doctor
+    from localchat.services.embed import (
+        Embeddings,
+        EmbedOptions,
+        check_embeds,
+        embed_inputs,
+        embed_texts,
+        normalized,
+    )
     from localchat.services.hardware import (
         AmxStatus,
         BuildCode,
@@ -83,6 +92,14 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "services.bench": ("BenchRequest", "BenchResult", "run_bench"),
     "services.browse": ("CatalogEntry", "catalog_entries", "hub_quants", "listed_quants"),
     "services.doctor": ("CheckResult", "run_doctor"),
+    "services.embed": (
+        "EmbedOptions",
+        "Embeddings",
+        "check_embeds",
+        "embed_inputs",
+        "embed_texts",
+        "normalized",
+    ),
     "services.hardware": (
         "AmxStatus",
         "BuildCode",
@@ -136,6 +153,8 @@ __all__ = [
     "CheckResult",
     "Conversation",
     "CpuInfo",
+    "EmbedOptions",
+    "Embeddings",
     "GpuInfo",
     "Hardware",
     "HistoryStore",
@@ -165,9 +184,12 @@ __all__ = [
     "build_code",
     "cancel_loads",
     "catalog_entries",
+    "check_embeds",
     "client_name",
     "detect_hardware",
     "echo_engine_log",
+    "embed_inputs",
+    "embed_texts",
     "find_on_disk",
     "hardware_json",
     "hub_quants",
@@ -175,6 +197,7 @@ __all__ = [
     "listed_quants",
     "messages_from_json",
     "named_models",
+    "normalized",
     "open_model",
     "plan_hardware",
     "plan_model",

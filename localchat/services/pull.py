@@ -140,7 +140,8 @@ class _FormatChoice:
         entry = self.ref.entry
         arch = entry.arch if entry is not None else None
         family = entry.family if entry is not None else ""
-        return choose_quant(sizes, arch, detect_hardware(), family=family)
+        pooling = entry.embedding.pooling if entry is not None and entry.embedding else None
+        return choose_quant(sizes, arch, detect_hardware(), family=family, pooling=pooling)
 
     def check(self, paths: tuple[Path, ...]) -> None:
         if self.chosen is not None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from localchat.catalog import CatalogEntry
+from localchat.engine.embedding import EmbeddingFacts, embedding_facts, listed_embedding
 from localchat.engine.registry import ModelFacts, format_named
 from localchat.formats import ChatFormat, resolve_format
 from localchat.protocol import parse_messages
@@ -27,6 +28,7 @@ class ModelInfo:
     chat_format: ChatFormat
     n_ctx_train: int | None = None
     note: str = ""  # when not on disk: what may change once it is
+    embedding: EmbeddingFacts | None = None  # an embedding model's pooling and size
 
     @property
     def format(self) -> str | None:
@@ -39,7 +41,10 @@ class ModelInfo:
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """Ollama's words: "completion", and "thinking" when replies carry tagged parts."""
+        """Ollama's words: "completion", and "thinking" when replies carry tagged parts;
+        "embedding" alone for an embedding model."""
+        if self.embedding is not None:
+            return ("embedding",)
         thinking = self.chat_format.parser_factory is not None
         return ("completion", "thinking") if thinking else ("completion",)
 
@@ -51,9 +56,19 @@ def show_model(model: str | ModelRef | None = None) -> ModelInfo:
     local = find_on_disk(ref)
     if local is None:
         fmt = resolve_format(ref.entry, {})
-        return ModelInfo(ref.display_name, ref, None, {}, fmt, note=_not_on_disk_note(ref.entry))
+        note, listed = _not_on_disk_note(ref.entry), listed_embedding(ref.entry)
+        return ModelInfo(ref.display_name, ref, None, {}, fmt, note=note, embedding=listed)
     facts, chat_format = describe(ref, local)
-    return ModelInfo(ref.display_name, ref, local, facts.metadata, chat_format, facts.n_ctx_train)
+    embedding = embedding_facts(facts.metadata)
+    return ModelInfo(
+        ref.display_name,
+        ref,
+        local,
+        facts.metadata,
+        chat_format,
+        facts.n_ctx_train,
+        embedding=embedding,
+    )
 
 
 def describe(ref: ModelRef, local: LocalModel) -> tuple[ModelFacts, ChatFormat]:

@@ -339,14 +339,15 @@ def test_parse_messages_accepts_what_the_server_accepts() -> None:
             parse_messages(bad)
 
 
-def test_embedding_requests_are_modelled_for_later() -> None:
+def test_embedding_requests_are_modelled() -> None:
     def embed(value: object) -> bytes:
         return json.dumps({"model": "m", "input": value}).encode()
 
     schema = openai_wire.EmbeddingRequest
-    assert parse_request(embed("a"), schema).texts() == ["a"]
-    assert parse_request(embed(["a", "b"]), schema).texts() == ["a", "b"]
-    assert refused(embed([1, 2]), schema).startswith("input: ")  # token ids
+    assert parse_request(embed("a"), schema).inputs() == ["a"]
+    assert parse_request(embed(["a", "b"]), schema).inputs() == ["a", "b"]
+    assert parse_request(embed([1, 2]), schema).inputs() == [[1, 2]]  # token ids: one input
+    assert parse_request(embed([[1], [2, 3]]), schema).inputs() == [[1], [2, 3]]
     assert refused(embed([]), schema).startswith("input: ")
     assert refused(embed(["a", ""]), schema).startswith("input: ")
     assert refused(embed(["a"] * 2049), schema).startswith("input: ")
