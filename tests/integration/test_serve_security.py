@@ -40,6 +40,7 @@ def guarded(
     yield from start_localchat_server(
         home, "--api-key", API_KEY, "--max-body-mb", "1", "--max-prompt-chars", "2000",
         "--max-queue", "1", "--cors", ORIGIN, "--no-pull", "--threads", "2",
+        "--parallel", "1",  # one slot: a second request queues (the queue's tests)
     )  # fmt: skip
 
 

@@ -57,6 +57,7 @@ def test_bind_safety() -> None:
      (errors.AuthRequired("x"), 403), (errors.NotEnoughDisk("x"), 507),
      (errors.DownloadFailed("x"), 502), (errors.TemplateRejected("x"), 400),
      (errors.WorkerUnavailable("x"), 500), (errors.HistoryError("x"), 500),
+     (errors.ContextOverflow("x"), 400), (errors.EngineError("x"), 500),
      (RuntimeError("bug"), 500)],
 )  # fmt: skip
 def test_statuses_follow_the_hierarchy(error: BaseException, status: int) -> None:
@@ -184,6 +185,9 @@ def test_error_chunks_and_replies_map_back() -> None:
     )
     assert isinstance(error_from_response(500, "oops", "u"), errors.RemoteEngineError)
     assert isinstance(error_from_response(401, "{}", "u"), errors.Unauthorized)
+    too_long = '{"error": {"message": "the prompt is 9 tokens", "code": "context_length_exceeded"}}'
+    overflow = error_from_response(400, too_long, "u")
+    assert isinstance(overflow, errors.ContextOverflow) and overflow.exit_code == 7  # as --local
 
 
 # -- the pool's policy ---------------------------------------------------------

@@ -295,3 +295,50 @@ def test_n_choices_take_n_slots_and_arrive_tagged() -> None:
         await pool.close()
 
     asyncio.run(run())
+
+
+# -- n choices on a backend without shared prefill --------------------------------
+
+
+class _PlainBackend:
+    """A backend without ``stream_choices`` (as AWQ and a remote engine): what
+    ``LoadedModel`` asks of it is recorded; its replies are canned."""
+
+    def __init__(self, max_streams: int) -> None:
+        self.max_streams = max_streams
+        self.seeds: list[int | None] = []
+
+    def stream(self, prompt: Any, sampling: Any) -> TextStream:
+        self.seeds.append(sampling.seed)
+        return TextStream(iter(["ok"]), GenerationStats())
+
+
+def _loaded(backend: _PlainBackend) -> Any:
+    from localchat.services.model import LoadedModel
+    from localchat.services.remote import REMOTE_FORMAT
+
+    ref = parse_model_ref("a/one", load_catalog(), allow_paths=False)
+    return LoadedModel(ref, None, None, backend, REMOTE_FORMAT)  # type: ignore[arg-type]
+
+
+def test_more_choices_than_the_model_runs_at_once_is_refused_naming_n() -> None:
+    model = _loaded(_PlainBackend(max_streams=1))  # AWQ runs one stream
+    with pytest.raises(errors.InvalidRequest, match=r"^n: 2 choices asked for, but a/one "):
+        model.stream_completion_choices("Hi", n=2)
+    with pytest.raises(errors.InvalidRequest, match="generates 1 reply at once"):
+        model.check_choices(2)
+    model.check_choices(1)
+
+
+def test_choices_without_shared_prefill_are_separate_streams_with_their_own_seeds() -> None:
+    from localchat.types import SamplingParams
+
+    backend = _PlainBackend(max_streams=64)  # a remote engine batches on its side
+    model = _loaded(backend)
+    seeded = SamplingParams(seed=2**32 - 2, stop_on_repetition=False)
+    streams = model.stream_completion_choices("Hi", seeded, n=3)
+    assert ["".join(s) for s in streams] == ["ok", "ok", "ok"]
+    assert backend.seeds == [2**32 - 2, 0, 1]  # seed + i, in llama.cpp's seed range
+    backend.seeds.clear()
+    model.stream_completion_choices("Hi", SamplingParams(), n=2)
+    assert backend.seeds == [None, None]  # no seed: each draws its own
