@@ -32,6 +32,7 @@ bench/results/concurrency.json; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -46,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "concurrency.json"
+HTTP_MODULES = ("xllamacpp", "uvicorn", "starlette", "sse_starlette")  # both servers' needs
 TOPICS = ["a dragon", "the sea", "a lighthouse", "a robot", "the moon", "a forest", "a city",
           "a river", "a mountain", "a storm"]  # fmt: skip
 
@@ -350,7 +352,10 @@ def main() -> None:
         }
         if args.layer in ("engine", "both"):
             report["concurrency"] = measure(args, config, log)
-        if args.layer in ("http", "both"):
+        missing = [m for m in HTTP_MODULES if importlib.util.find_spec(m) is None]
+        if args.layer in ("http", "both") and missing:
+            print(f"HTTP layer skipped: {', '.join(missing)} not installed", file=sys.stderr)
+        elif args.layer in ("http", "both"):
             report["http"] = measure_http(args, config, log, Path(home))
         if args.single:
             report["single"] = measure_single(args, config, log)
