@@ -220,7 +220,7 @@ def test_n_choices_share_a_request(server: RunningServer) -> None:
     )
     texts = [c.message.content for c in sampled.choices]
     print(f"n=3 at temperature 0: {greedy}; at temperature 1, seed 11: {texts}")
-    assert len(texts) == 3 and all(texts) and len(set(texts)) > 1  # seeds 11, 12, 13
+    assert len(texts) == 3 and len(set(texts)) > 1  # seeds 11, 12, 13 (one may end at once)
     stream = client.chat.completions.create(
         model=MODEL, messages=messages, n=3, temperature=1.0, seed=11, max_tokens=12, stream=True
     )
@@ -230,7 +230,7 @@ def test_n_choices_share_a_request(server: RunningServer) -> None:
             streamed[choice.index] += choice.delta.content or ""
             if choice.finish_reason:
                 finished.add(choice.index)
-    assert finished == {0, 1, 2} and all(streamed) and len(set(streamed)) > 1
+    assert finished == {0, 1, 2} and len(set(streamed)) > 1
     counted = client.completions.create(
         model=MODEL, prompt=COUNTING, max_tokens=6, temperature=0, n=3, stream=True,
         stream_options={"include_usage": True},
