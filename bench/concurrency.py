@@ -1,30 +1,38 @@
-"""Concurrent streams: llama.cpp's own server (xllamacpp) vs localchat's engine with N slots.
+"""Concurrent streams: llama.cpp's own server (xllamacpp) vs localchat with N slots, at
+two layers: the engine in-process, and the HTTP servers.
 
 Both sides load the same GGUF with the same slots, unified KV cache (full-size for
 sliding-window layers), context per slot, threads, flash attention (off unless
 ``--flash-attn``) and token budget, and decode greedily a fixed number of tokens per stream
-(end-of-generation ignored) for 1, 2, 4 and 8 concurrent streams, in alternating
-rounds (so drift on a shared machine hits both alike):
+for 1, 2, 4 and 8 concurrent streams, in alternating rounds (so drift on a shared
+machine hits both alike).
+
+Engine layer (``--layer engine``):
 
 * native: ``xllamacpp.Server`` (llama-server's slots, in-process C++) in a child process
   — it carries its own ggml — fed by threads calling ``handle_completions``;
 * localchat: ``engine.llama.LlamaBackend`` in this process, a thread per stream
-  (the HTTP layer is the lead's; this measures the engine).
+  (end-of-generation ignored on both sides).
 
-Reported per concurrency: aggregate tok/s (all tokens / wall time), per-stream decode
-tok/s, p50 / p95 time to first token.  ``--single`` adds the single-stream check
+HTTP layer (``--layer http``, ``bench/concurrency_http.py``): xllamacpp's HTTP server
+against ``localchat serve --parallel N``, each a separate process, both driven by one
+asyncio client streaming chat completions (SSE).
+
+Reported per layer and concurrency: aggregate tok/s (all tokens / wall time), per-stream
+decode tok/s, p50 / p95 time to first token.  ``--single`` adds the single-stream check
 against bare llama-cpp-python (``Llama.generate``, a child process) at each thread
 count up to the physical cores; its best is the baseline.
-Targets: aggregate >= 0.9x native at every concurrency, single stream >= 0.97x native,
-single stream >= 0.98x bare llama-cpp-python.  Prints a table, writes
+Targets: aggregate >= 0.9x native at every concurrency, single stream >= 0.97x native
+(both layers), single stream >= 0.98x bare llama-cpp-python.  Prints tables, writes
 bench/results/concurrency.json; asserts nothing.
 
-    python bench/concurrency.py [--quick] [--streams 1,2,4,8] [--tokens 96] [--rounds 3]
+    python bench/concurrency.py [--quick] [--layer both] [--streams 1,2,4,8] [--tokens 96]
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -39,6 +47,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "concurrency.json"
+HTTP_MODULES = ("xllamacpp", "uvicorn", "starlette", "sse_starlette")  # both servers' needs
 TOPICS = ["a dragon", "the sea", "a lighthouse", "a robot", "the moon", "a forest", "a city",
           "a river", "a mountain", "a storm"]  # fmt: skip
 
@@ -200,22 +209,48 @@ def prompts_for(n_streams: int, round_index: int) -> list[str]:
 
 
 def measure(args: argparse.Namespace, config: dict[str, Any], log: Path) -> dict[str, Any]:
+    """The engine layer: native slots in a child against ``LlamaBackend`` here."""
     slots = max(args.streams)
     native = Child(NATIVE_CHILD, {**config, "slots": slots}, log)
-    engine = Engine(config, slots)
+    try:
+        engine = Engine(config, slots)
+    except BaseException:
+        native.close()
+        raise
+    return alternate(args, native, engine, prompts_for)
+
+
+def measure_http(
+    args: argparse.Namespace, config: dict[str, Any], log: Path, home: Path
+) -> dict[str, Any]:
+    """The HTTP layer: xllamacpp's server against ``localchat serve``, both children."""
+    from bench.concurrency_http import counting_prompts, localchat_side, native_side
+
+    slots = max(args.streams)
+    native = native_side(config, slots, log)
+    try:
+        ours = localchat_side(config, slots, home / "serve-home", log)
+    except BaseException:
+        native.close()
+        raise
+    return alternate(args, native, ours, counting_prompts)
+
+
+def alternate(args: argparse.Namespace, native: Any, ours: Any, prompts: Any) -> dict[str, Any]:
+    """Rounds at each concurrency, the sides' order swapped every round; closes both."""
     raw: dict[str, dict[int, list[dict[str, Any]]]] = {"native": {}, "localchat": {}}
     try:
-        for side in (native, engine):  # untimed: first decodes page weights in, build graphs
-            side.run(["Warm up."], 4)
+        for side in (native, ours):  # untimed: first decodes page weights in, build graphs
+            side.run(prompts(2, 99), 4)
         for round_index in range(args.rounds):
             for n in args.streams:
-                prompts = prompts_for(n, round_index)
-                sides = [("native", native), ("localchat", engine)]
+                sides = [("native", native), ("localchat", ours)]
                 for name, side in sides if round_index % 2 == 0 else sides[::-1]:
-                    raw[name].setdefault(n, []).append(side.run(prompts, args.tokens))
+                    result = side.run(prompts(n, round_index), args.tokens)
+                    raw[name].setdefault(n, []).append(result)
     finally:
         native.close()
-        engine.close()
+        ours.close()
     return {str(n): {name: summarise(raw[name][n]) for name in raw} for n in args.streams}
 
 
@@ -247,15 +282,10 @@ def measure_single(args: argparse.Namespace, config: dict[str, Any], log: Path) 
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"{'streams':>8}{'native agg':>12}{'ours agg':>10}{'ratio':>7}{'native/str':>12}"
-          f"{'ours/str':>10}{'native ttft p50/p95':>22}{'ours ttft p50/p95':>20}")  # fmt: skip
-    for n, sides in report["concurrency"].items():
-        nat, our = sides["native"], sides["localchat"]
-        print(f"{n:>8}{nat['aggregate_tok_s']:>12.1f}{our['aggregate_tok_s']:>10.1f}"
-              f"{our['aggregate_tok_s'] / nat['aggregate_tok_s']:>7.2f}"
-              f"{nat['per_stream_tok_s']:>12.1f}{our['per_stream_tok_s']:>10.1f}"
-              f"{nat['ttft_p50_s']:>11.3f}/{nat['ttft_p95_s']:<10.3f}"
-              f"{our['ttft_p50_s']:>9.3f}/{our['ttft_p95_s']:<10.3f}")  # fmt: skip
+    for layer, title in (("concurrency", "engine, in-process"), ("http", "HTTP servers")):
+        if layer in report:
+            print(f"\n{title}:")
+            print_layer(report[layer])
     single = report.get("single")
     if single:
         best = single["by_threads"][single["bare_best_threads"]]
@@ -263,6 +293,19 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"\nsingle stream, {single['bare_best_threads']} threads: localchat "
               f"{best['localchat']['per_stream_tok_s']:.1f} tok/s, bare llama-cpp-python "
               f"{best['bare']['per_stream_tok_s']:.1f} tok/s, ratio {ratio:.3f}")  # fmt: skip
+
+
+def print_layer(layer: dict[str, Any]) -> None:
+    print(f"{'streams':>8}{'native agg':>12}{'ours agg':>10}{'ratio':>7}{'native/str':>12}"
+          f"{'ours/str':>10}{'ratio':>7}{'native ttft p50/p95':>22}{'ours ttft p50/p95':>20}")  # fmt: skip
+    for n, sides in layer.items():
+        nat, our = sides["native"], sides["localchat"]
+        print(f"{n:>8}{nat['aggregate_tok_s']:>12.1f}{our['aggregate_tok_s']:>10.1f}"
+              f"{our['aggregate_tok_s'] / nat['aggregate_tok_s']:>7.2f}"
+              f"{nat['per_stream_tok_s']:>12.1f}{our['per_stream_tok_s']:>10.1f}"
+              f"{our['per_stream_tok_s'] / max(nat['per_stream_tok_s'], 1e-9):>7.2f}"
+              f"{nat['ttft_p50_s']:>11.3f}/{nat['ttft_p95_s']:<10.3f}"
+              f"{our['ttft_p50_s']:>9.3f}/{our['ttft_p95_s']:<10.3f}")  # fmt: skip
 
 
 def main() -> None:
@@ -276,6 +319,7 @@ def main() -> None:
     parser.add_argument("--flash-attn", action="store_true", help="both sides (default: off)")
     parser.add_argument("--single", action="store_true", help="also vs bare llama-cpp-python")
     parser.add_argument("--quick", action="store_true", help="1,2,4 streams, 32 tokens, 1 round")
+    parser.add_argument("--layer", choices=("engine", "http", "both"), default="both")
     args = parser.parse_args()
     args.streams = [int(n) for n in args.streams.split(",")]
     if args.quick:
@@ -300,13 +344,19 @@ def main() -> None:
             "tokens_per_stream": args.tokens,
             "ctx_per_seq": args.ctx_per_seq,
             "rounds": args.rounds,
-            "concurrency": measure(args, config, log),
             "targets": {
                 "aggregate_vs_native_min": 0.9,
                 "single_vs_native_min": 0.97,
                 "single_vs_bare_min": 0.98,
             },
         }
+        if args.layer in ("engine", "both"):
+            report["concurrency"] = measure(args, config, log)
+        missing = [m for m in HTTP_MODULES if importlib.util.find_spec(m) is None]
+        if args.layer in ("http", "both") and missing:
+            print(f"HTTP layer skipped: {', '.join(missing)} not installed", file=sys.stderr)
+        elif args.layer in ("http", "both"):
+            report["http"] = measure_http(args, config, log, Path(home))
         if args.single:
             report["single"] = measure_single(args, config, log)
     print_table(report)

@@ -104,6 +104,10 @@ class BackendUnavailable(EngineError):
     """The backend library (llama-cpp-python, transformers) is not installed or broken."""
 
 
+class ContextOverflow(EngineError):
+    """A prompt longer than the model's context (per slot): refused, never truncated."""
+
+
 class WorkerUnavailable(EngineError):
     """An RPC worker (``--rpc host:port``) is unreachable, busy, incompatible or was lost."""
 

@@ -20,6 +20,8 @@ from localchat.paths import settings_file
 from localchat.types import TEMPERATURE_MAX, TOP_P_MAX, SamplingParams
 
 DEFAULT_THEME = "textual-dark"
+PARALLEL_AUTO = "auto"
+MAX_PARALLEL = 256  # slots one served model may have (llama.cpp's n_seq_max limit)
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Settings:
     threads: int | None = None  # CPU threads for llama.cpp; None: chosen from the hardware
     repetition_guard: bool | None = None  # None: on (engine.repetition)
     rpc: str | None = None  # llama.cpp RPC workers "host:port,..." (`localchat worker`)
+    parallel: int | str | None = None  # `serve`'s slots per model: N or "auto" (None: auto)
     theme: str = DEFAULT_THEME
     extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
@@ -62,6 +65,8 @@ class Settings:
             )
         if self.rpc:
             parse_endpoints(self.rpc)  # ConfigError naming a malformed endpoint
+        if self.parallel is not None:
+            self.parallel = parse_parallel(self.parallel)  # "4" is 4, "Auto" is "auto"
         for name in ("max_tokens", "context_size", "threads"):
             value = getattr(self, name)
             if value is not None and value < 1:
@@ -79,8 +84,22 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "threads": (int,),
     "repetition_guard": (bool,),
     "rpc": (str,),
+    "parallel": (int, str),
     "theme": (str,),
 }
+
+
+def parse_parallel(value: int | str) -> int | str:
+    """``serve --parallel`` and settings.toml's ``parallel``: a slot count, or "auto"."""
+    text = str(value).strip().lower()
+    if text == PARALLEL_AUTO:
+        return PARALLEL_AUTO
+    if isinstance(value, bool) or not text.isdigit() or not 1 <= int(text) <= MAX_PARALLEL:
+        raise ConfigError(
+            f"parallel must be {PARALLEL_AUTO!r} or a slot count from 1 to {MAX_PARALLEL}, "
+            f"not {value!r}"
+        )
+    return int(text)
 
 
 def load_settings(path: Path | None = None) -> Settings:

@@ -14,6 +14,7 @@ import click
 
 from localchat import services
 from localchat.cli.options import threads_option
+from localchat.cli.slots_option import SlotCount
 from localchat.cli.what_if import what_if, what_if_options
 
 if TYPE_CHECKING:
@@ -53,10 +54,11 @@ GIB = 1 << 30
 @click.option(
     "--parallel",
     "n_parallel",
-    type=click.IntRange(1, 256),
+    type=SlotCount(),
     default=1,
     show_default=True,
-    help="Sequences served at once, each with --ctx of context.",
+    help="Sequences served at once (`serve`'s slots), each with --ctx of context; "
+    "auto: as many as pay off (what `serve` chooses).",
 )
 @click.option(
     "--cpu-moe",
@@ -88,7 +90,7 @@ def plan(
     target_tok_s: float,
     offline: bool,
     n_gpu_layers: int | None,
-    n_parallel: int,
+    n_parallel: int | str,
     n_cpu_moe: int | None,
     n_prompt: int,
     n_threads: int | None,
@@ -105,7 +107,8 @@ def plan(
         type_v=type_v.lower(),
         target_tok_s=target_tok_s,
         n_gpu_layers=n_gpu_layers,
-        n_parallel=n_parallel,
+        n_parallel=n_parallel if isinstance(n_parallel, int) else 1,
+        parallel_auto=n_parallel == "auto",
         n_cpu_moe=n_cpu_moe,
         n_prompt=n_prompt,
         n_threads=n_threads if n_threads is not None else services.settings_threads(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from localchat.cli.options import link_option, rpc_option
+from localchat.cli.slots_option import SlotCount
+from localchat.settings import PARALLEL_AUTO, load_settings
 
 SERVE_EPILOG = """
 \b
@@ -43,6 +45,13 @@ Clients:
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=8, show_default=True)
 @click.option("--max-prompt-chars", type=click.IntRange(1), default=1_000_000, show_default=True)
 @click.option("--threads", type=click.IntRange(1), help="llama.cpp threads per model.")
+@click.option(
+    "--parallel",
+    type=SlotCount(),
+    default=None,
+    help="Replies each model generates at once (slots), or auto: as many as memory and "
+    "the predicted speed allow [default: settings.toml's parallel, else auto].",
+)
 @click.option("--no-pull", is_flag=True, help="Never download a model a request names.")
 @click.option(
     "--history",
@@ -78,6 +87,7 @@ def serve(
     max_body_mb: int,
     max_prompt_chars: int,
     threads: int | None,
+    parallel: int | str | None,
     no_pull: bool,
     record_history: bool,
     request_timeout: float,
@@ -107,11 +117,17 @@ def serve(
         quiet=quiet,
         insecure_no_api_key=insecure_no_api_key,
         n_threads=threads,
+        parallel=parallel if parallel is not None else _settings_parallel(),
         rpc=rpc,
         link=link,
     )
     _check_workers(rpc, link)
     run_server(config)
+
+
+def _settings_parallel() -> int | str:
+    """settings.toml's ``parallel`` (checked when the settings load), else "auto"."""
+    return load_settings().parallel or PARALLEL_AUTO
 
 
 def _check_workers(rpc: str | None, link: str | None) -> None:

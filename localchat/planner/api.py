@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from localchat.catalog.schema import ArchNumbers
@@ -19,6 +20,7 @@ from localchat.planner.embedding import embedding_line, embedding_request
 from localchat.planner.plan import Plan, PlanRequest
 from localchat.planner.quality import caveat_line, losses_for, quality_order, source_line
 from localchat.planner.search import Candidate, Choice, choose, decide_flash_attn, search_quant
+from localchat.planner.slots import Costing, SlotChoice, choose_slots
 from localchat.planner.sources import sources_for_ref
 from localchat.planner.speed_calibration import lookup_for
 from localchat.planner.synth import info_from_arch
@@ -51,36 +53,48 @@ def plan_model(
     budgets = budgets_for(hardware)
     scales = compute_scales or {}
     losses = losses_for(infos)
-    candidates = [
-        replace(
-            search_quant(
-                q,
-                infos[q],
-                request,
-                hardware,
-                budgets,
-                compute_scale=scales.get(q, 1.0),
-                calibrate=lookup_for(hardware, infos[q]) if request.calibrate_speed else None,
-            ),
-            quality=losses[q],
+
+    def cost(quant: str, costed: PlanRequest) -> Candidate:
+        candidate = search_quant(
+            quant,
+            infos[quant],
+            costed,
+            hardware,
+            budgets,
+            compute_scale=scales.get(quant, 1.0),
+            calibrate=lookup_for(hardware, infos[quant]) if costed.calibrate_speed else None,
         )
-        for q in quants
-    ]
-    choice = choose(candidates, request)
-    chosen = choice.chosen
+        return replace(candidate, quality=losses[quant])
+
+    per_stream = replace(request, n_parallel=1) if request.parallel_auto else request
+    candidates = [cost(q, per_stream) for q in quants]
+    choice = choose(candidates, per_stream)
+    slots = _slots(choice.chosen, request, partial(cost, choice.chosen.quant))
+    chosen = slots.candidate
     plan = _plan_from(chosen, budgets, model_name or chosen.info.model_name)
-    plan.n_parallel = max(request.n_parallel, 1)
+    plan.n_parallel, plan.parallel_reason = slots.n_parallel, slots.reason
     plan.chosen_by = choice.how
-    plan.reasons = _reasons(candidates, choice, request, budgets, hardware)
+    served = replace(request, n_parallel=slots.n_parallel)
+    plan.reasons = _reasons(candidates, choice, served, budgets, hardware, chosen)
+    plan.reasons += [slots.reason] if slots.reason else []
     attach_remote(plan, chosen.info, chosen.estimate, hardware, budgets)
     if plan.n_cpu_moe and plan.device_layers.get("CPU"):
         experts = "layer 0" if plan.n_cpu_moe == 1 else f"layers 0-{plan.n_cpu_moe - 1}"
         plan.device_layers["CPU"] += f", experts of {experts}"
-    plan.alternatives = [_alternative(c) for c in candidates if c is not chosen]
+    plan.alternatives = [_alternative(c) for c in candidates if c is not choice.chosen]
     if pooling is not None:
         plan.pooling = pooling
         plan.reasons.append(embedding_line(pooling, plan.n_ctx, n_ctx_train, asked_ctx))
     return plan
+
+
+def _slots(single: Candidate, request: PlanRequest, cost: Costing) -> SlotChoice:
+    """The slots asked for, or (``--parallel auto``) chosen for the single-stream plan."""
+    if request.parallel_auto and single.fit.fits:
+        return choose_slots(single, request, cost)
+    if request.parallel_auto:
+        return SlotChoice(single, 1, "--parallel auto: 1 slot (the model does not fit)")
+    return SlotChoice(single, max(request.n_parallel, 1), "")
 
 
 def plan_for_file(
@@ -217,8 +231,10 @@ def _reasons(
     request: PlanRequest,
     budgets: Budgets,
     hardware: Hardware,
+    chosen: Candidate,
 ) -> list[str]:
-    chosen = choice.chosen
+    """Every candidate and the choice among them (one stream each), then what the chosen
+    configuration (``chosen``: with its slots) does."""
     lines = [_candidate_line(c, budgets) for c in candidates]
     lines.append(words.choice_line(choice, request.target_tok_s))
     lines += [source_line(), caveat_line(chosen.info)]

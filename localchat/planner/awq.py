@@ -157,6 +157,9 @@ class AwqFigures:
         return cls(name, numbers, size_bytes, largest, (), "catalog figures")
 
 
+ONE_SLOT_REASON = "AWQ: 1 slot (transformers runs one stream at a time; requests take turns)"
+
+
 @dataclass
 class AwqPlan(Plan):
     """A plan for an AWQ checkpoint: the whole model on one torch device."""
@@ -203,6 +206,9 @@ def plan_awq(
             f"AWQ: fits {_where(target)} whole: {memory.total_bytes / GiB:.1f} of "
             f"{target.budget_bytes / GiB:.1f} GiB, context {n_ctx}"
         )
+    slots_asked = request.parallel_auto or request.n_parallel > 1
+    if slots_asked:
+        reasons.append(ONE_SLOT_REASON)
     on_gpu = target.torch_device != "cpu"
     return AwqPlan(
         model=model_name or figures.name,
@@ -225,6 +231,7 @@ def plan_awq(
         format="awq",
         torch_device=target.torch_device,
         n_threads=request.n_threads,  # torch's CPU threads; None = torch's default
+        parallel_reason=ONE_SLOT_REASON if slots_asked else "",
     )
 
 

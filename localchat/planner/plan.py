@@ -35,6 +35,7 @@ class PlanRequest:
     min_ctx: int = 4096
     n_threads: int | None = None  # decode and batch threads; None = from the hardware
     n_parallel: int = 1  # sequences decoded together, each with n_ctx of context
+    parallel_auto: bool = False  # choose n_parallel (planner.slots); n_parallel is ignored
     n_cpu_moe: int | None = None  # MoE: experts of the first N layers in RAM; None = choose
     n_prompt: int = 512  # prompt length the predicted time to first token is for
     calibrate_speed: bool = True  # use `localchat bench` results from this machine
@@ -73,6 +74,7 @@ class Plan:
     n_threads_batch: int | None = None  # prompt-processing threads
     threads_source: str = ""
     n_parallel: int = 1
+    parallel_reason: str = ""  # --parallel auto: why this many slots (also in reasons)
     n_cpu_moe: int = 0  # MoE expert split: experts of layers 0..n_cpu_moe-1 in RAM
     speed: Any = None  # planner.speed.SpeedPrediction: decode/prefill speeds and their source
     quality: QualityLoss | None = None  # the quant's expected loss (planner.quality); None: AWQ
@@ -166,6 +168,7 @@ class Plan:
             "n_threads_batch": self.n_threads_batch,
             "threads_source": self.threads_source,
             "n_parallel": self.n_parallel,
+            "parallel_reason": self.parallel_reason,
             "n_cpu_moe": self.n_cpu_moe,
             "fits": self.fits,
             "source": self.source,

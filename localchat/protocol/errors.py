@@ -39,6 +39,7 @@ HTTP_STATUS: Mapping[type[BaseException], int] = {
     errors.DownloadFailed: 502,
     errors.RemoteEngineError: 502,
     errors.CorruptModelFile: 500,
+    errors.ContextOverflow: 400,  # the request's fault: retrying it will not help
     errors.EngineError: 500,
     errors.LocalchatError: 500,
 }
@@ -56,6 +57,7 @@ ERROR_CODES: Mapping[type[BaseException], str] = {
     errors.NotEnoughDisk: "not_enough_disk",
     errors.DownloadFailed: "download_failed",
     errors.CorruptModelFile: "corrupt_model_file",
+    errors.ContextOverflow: "context_length_exceeded",  # OpenAI's code for it
     errors.EngineError: "engine_failed",
 }
 _CLASS_BY_CODE: Mapping[str, type[LocalchatError]] = {

@@ -330,8 +330,9 @@ class PoolStatus(ReplyModel):
     """localchat's own part of ``/api/ps``: how the loaded model is being used."""
 
     engine: str = ""
-    busy: bool = False
-    waiting: int = 0
+    slots: int = 1  # replies it generates at once
+    busy: int = 0  # streams generating now
+    waiting: int = 0  # requests waiting for a slot
     requests: int = 0
     cancelled: int = 0
 

@@ -71,7 +71,7 @@ class _Sampling(RequestModel):
     stop: Stop = None  # honoured (the one rule: protocol.base)
     presence_penalty: Penalty | None = None  # honoured
     frequency_penalty: Penalty | None = None  # honoured
-    n: int | None = Field(default=None, ge=1)  # 1 honoured, more refused
+    n: int | None = Field(default=None, ge=1)  # honoured up to the model's slots (8 at most)
     logit_bias: dict[str, Annotated[float, Field(ge=-100, le=100)]] | None = None  # refused
     user: str | None = None  # harmless: an end-user id for the provider's abuse checks
     # localchat's extras (llama.cpp's samplers; the context size the model loads with)

@@ -3,7 +3,7 @@
 Every documented request field is modelled (``protocol.openai``, ``protocol.ollama``,
 ``protocol.messages``) and is either honoured, harmless (no effect on the output), or
 refused here with a 400 naming the field.  Switching a feature on (tool calls,
-structured output, several choices, images with a projector) is deleting its rows; the
+structured output, images with a projector) is deleting its rows; the
 request models already parse tools into ``types.ToolSpec`` and tool turns into
 ``types.Message``.
 """
@@ -29,7 +29,9 @@ T = TypeVar("T")
 
 TOOLS = "tool calls are not supported yet"
 STRUCTURED = "structured output (JSON mode, a JSON schema) is not supported yet"
-ONE_CHOICE = "one choice per request (send several requests instead)"
+NO_BEST_OF = "best_of is not supported (ask for n choices and pick one)"
+MAX_CHOICES = 8  # OpenAI's ``n``: choices share the prompt, each takes a slot
+TOO_MANY_CHOICES = f"at most {MAX_CHOICES} choices per request"
 NO_LOGPROBS = "log probabilities are not returned by this server"
 NO_PROJECTOR = "image and audio input need a multimodal projector, and this server loads none"
 NO_TOKEN_IDS = "prompts as token ids are not supported: send text"
@@ -60,7 +62,7 @@ OPENAI_CHAT: tuple[Refusal[ChatCompletionRequest], ...] = (
         lambda r: r.response_format is not None and r.response_format.type != "text",
         STRUCTURED,
     ),
-    Refusal("n", lambda r: (r.n or 1) > 1, ONE_CHOICE),
+    Refusal("n", lambda r: (r.n or 1) > MAX_CHOICES, TOO_MANY_CHOICES),
     Refusal("logprobs", lambda r: bool(r.logprobs), NO_LOGPROBS),
     Refusal("top_logprobs", lambda r: _on(r.top_logprobs), NO_LOGPROBS),
     Refusal("logit_bias", lambda r: bool(r.logit_bias), "logit_bias is not supported"),
@@ -90,8 +92,8 @@ OPENAI_COMPLETION: tuple[Refusal[CompletionRequest], ...] = (
         lambda r: isinstance(r.prompt, list) and len(r.prompt) != 1,
         "one prompt per request",
     ),
-    Refusal("n", lambda r: (r.n or 1) > 1, ONE_CHOICE),
-    Refusal("best_of", lambda r: (r.best_of or 1) > 1, ONE_CHOICE),
+    Refusal("n", lambda r: (r.n or 1) > MAX_CHOICES, TOO_MANY_CHOICES),
+    Refusal("best_of", lambda r: (r.best_of or 1) > 1, NO_BEST_OF),
     Refusal("echo", lambda r: bool(r.echo), "echo is not supported"),
     Refusal("logprobs", lambda r: r.logprobs is not None, NO_LOGPROBS),
     Refusal("logit_bias", lambda r: bool(r.logit_bias), "logit_bias is not supported"),

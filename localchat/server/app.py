@@ -85,6 +85,7 @@ def model_opener(config: ServerConfig) -> Opener:
             local=True,
             n_ctx=n_ctx,
             n_threads=config.n_threads,
+            parallel=config.parallel,
             allow_download=config.allow_download,
             notice=lambda text: log.warning("%s", text),
             rpc=config.rpc,

@@ -1,9 +1,11 @@
-"""The bridge from a blocking token stream to the event loop: the engine's generator runs
-on its own thread and its pieces are read here with ``async for``.
+"""The bridge from blocking token streams to the event loop: each of a request's streams
+(one per choice) is read on its own thread and their pieces are read here with
+``async for``, tagged with the choice's index.
 
-Closing the async side (the client went away) sets a flag the thread checks after
-every piece, so the generation stops at the next token; ``on_done`` runs on the
-event loop once the thread has really finished, with the generation's stats.
+Closing the async side (the client went away) sets a flag the threads check after
+every piece, so every choice stops at its next token; ``on_done`` runs on the event
+loop once every thread has really finished, with each choice's stats (None for a
+choice that failed or never started).
 """
 
 from __future__ import annotations
@@ -26,48 +28,71 @@ class Finished:
     stats: GenerationStats
 
 
-async def stream_from_thread(
-    start: Callable[[], TextStream],
-    on_done: Callable[[GenerationStats | None], None],
-) -> AsyncIterator[str | Finished]:
-    """Yield ``start()``'s pieces, then ``Finished``; errors are raised here."""
+ChoiceItem = tuple[int, "str | Finished"]  # (choice index, a piece or the end)
+StartStreams = Callable[[], list[TextStream]]
+OnDone = Callable[[list[GenerationStats | None]], None]
+
+
+async def stream_from_threads(
+    start: StartStreams, on_done: OnDone, n_choices: int = 1
+) -> AsyncIterator[ChoiceItem]:
+    """Yield ``(index, piece)`` of ``start()``'s streams as they come, and
+    ``(index, Finished)`` as each ends; the first error any of them raises is raised here."""
     loop = asyncio.get_running_loop()
-    queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, str, Any]] = asyncio.Queue()
     stop = threading.Event()
 
-    def put(item: tuple[str, Any]) -> None:
+    def put(item: tuple[int, str, Any]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop has closed (server stopping)
             loop.call_soon_threadsafe(queue.put_nowait, item)
 
-    def produce() -> None:
-        stats: GenerationStats | None = None
+    def read(index: int, stream: TextStream, stats: list[GenerationStats | None]) -> None:
         try:
-            stream = start()
             try:
                 for piece in stream:
-                    put(("piece", piece))
+                    put((index, "piece", piece))
                     if stop.is_set():
                         break
             finally:
                 stream.close()
-            stats = copy(stream.stats)
-            put(("end", stats))
+            stats[index] = copy(stream.stats)
+            put((index, "end", stats[index]))
         except BaseException as exc:  # handed to the request, which maps it to HTTP
-            put(("error", exc))
+            put((index, "error", exc))
+
+    def produce() -> None:
+        stats: list[GenerationStats | None] = [None] * n_choices
+        try:
+            streams = start()
+        except BaseException as exc:
+            put((0, "error", exc))
+        else:
+            others = [
+                threading.Thread(
+                    target=read, args=(i, s, stats), name="localchat-generate", daemon=True
+                )
+                for i, s in enumerate(streams[1:], start=1)
+            ]
+            for thread in others:
+                thread.start()
+            read(0, streams[0], stats)
+            for thread in others:
+                thread.join()
         finally:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(on_done, stats)
 
     threading.Thread(target=produce, name="localchat-generate", daemon=True).start()
     try:
-        while True:
-            kind, value = await queue.get()
+        running = n_choices
+        while running:
+            index, kind, value = await queue.get()
             if kind == "piece":
-                yield value
+                yield index, value
             elif kind == "error":
                 raise value
             else:
-                yield Finished(value)
-                return
+                running -= 1
+                yield index, Finished(value)
     finally:
         stop.set()

@@ -27,6 +27,7 @@ class ServerConfig:
     record_history: bool = False  # save each exchange in the history store (serve --history)
     insecure_no_api_key: bool = False  # the loudly named opt-out for a public bind
     n_threads: int | None = None  # llama.cpp threads (None: the planner's choice)
+    parallel: int | str = "auto"  # slots per model (replies generated at once), or "auto"
     rpc: str | None = None  # llama.cpp RPC workers "host:port,..."; None: settings.toml's
     link: str | None = None  # network speed to them, for the plan
     # A request's headers, and then its body, must arrive within this long (else the

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +19,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from localchat.reference import ModelRef
-from localchat.server.blocking_stream import Finished
+from localchat.server.blocking_stream import ChoiceItem, Finished
 from localchat.server.pool import ModelPool, PoolEntry
 from localchat.server.request_log import RequestRecord
 from localchat.server.requests import check_prompt_size
@@ -32,48 +32,71 @@ ToSampling = Callable[[SamplingParams], SamplingParams]  # the model's defaults 
 
 @dataclass
 class Generation:
-    """One request's run: the model, its output (pieces then ``Finished``), the split."""
+    """One request's run: the model, its output (``(choice, piece)`` then each choice's
+    ``Finished``), the split of each choice into reasoning and answer."""
 
     pool: ModelPool
     entry: PoolEntry
-    items: AsyncGenerator[str | Finished, None]
-    first: str | Finished
-    parser: Any
+    items: AsyncGenerator[ChoiceItem, None]
+    first: ChoiceItem
+    parsers: list[Any]  # one per choice (None: no split)
+    streams: list[TextStream]  # the engine's streams, once started (their live stats)
     keep_alive_s: float | None = None
     finished: bool = False
     history_turns: Sequence[Message] | None = None  # serve --history: saved with the reply
     log: RequestRecord | None = None  # the request log's line: the token counts
-    _reply: list[str] = field(default_factory=list)
-    _stats: GenerationStats | None = None
+    _reply: list[str] = field(default_factory=list)  # choice 0's text (history keeps one)
+    _stats: dict[int, GenerationStats] = field(default_factory=dict)
 
     @property
     def model(self) -> Any:
         return self.entry.model
 
+    @property
+    def n_choices(self) -> int:
+        return len(self.parsers)
+
     async def pieces(self) -> AsyncIterator[tuple[str, str] | GenerationStats]:
-        """``(kind, text)`` with kind "content" or "reasoning", then the stats."""
-        item: str | Finished | None = self.first
+        """One choice's ``(kind, text)`` with kind "content" or "reasoning", then its stats."""
+        async for _, item in self.choice_pieces():
+            yield item
+
+    async def choice_pieces(self) -> AsyncIterator[tuple[int, tuple[str, str] | GenerationStats]]:
+        """``(choice, (kind, text))`` as the choices generate, and ``(choice, stats)`` as
+        each ends."""
+        item: ChoiceItem | None = self.first
         while item is not None:
-            if isinstance(item, Finished):
-                self._stats = item.stats
-                for split in self._split_finish():
-                    yield split
-                yield item.stats
-                return
-            self._reply.append(item)
-            for split in self._split(item):
-                yield split
+            index, value = item
+            if isinstance(value, Finished):
+                self._stats[index] = value.stats
+                for split in self._split_finish(index):
+                    yield index, split
+                yield index, value.stats
+            else:
+                if index == 0:
+                    self._reply.append(value)
+                for split in self._split(index, value):
+                    yield index, split
             item = await anext(self.items, None)
 
-    def _split(self, piece: str) -> Iterator[tuple[str, str]]:
-        if self.parser is None:
+    def total_stats(self) -> GenerationStats:
+        """The request's token counts: the prompt once, every choice's reply."""
+        stats = [self._stats.get(i) or s.stats for i, s in enumerate(self.streams)]
+        if not stats:
+            return self._stats.get(0) or GenerationStats(finish_reason="cancelled")
+        return replace(stats[0], completion_tokens=sum(s.completion_tokens for s in stats))
+
+    def _split(self, index: int, piece: str) -> Iterator[tuple[str, str]]:
+        parser = self.parsers[index]
+        if parser is None:
             yield ("content", piece)
             return
-        yield from _kinds(self.parser.feed(piece))
+        yield from _kinds(parser.feed(piece))
 
-    def _split_finish(self) -> Iterator[tuple[str, str]]:
-        if self.parser is not None:
-            yield from _kinds(self.parser.finish())
+    def _split_finish(self, index: int) -> Iterator[tuple[str, str]]:
+        parser = self.parsers[index]
+        if parser is not None:
+            yield from _kinds(parser.finish())
 
     async def finish(self) -> None:
         """Stop generating (if still running) and hand the model back; idempotent."""
@@ -91,7 +114,7 @@ class Generation:
     def _note_tokens(self) -> None:
         if self.log is None:
             return
-        stats = self._stats or self.model.last_stats
+        stats = self.total_stats()
         self.log.prompt_tokens = stats.prompt_tokens
         self.log.completion_tokens = stats.completion_tokens
 
@@ -100,7 +123,7 @@ class Generation:
         from localchat.errors import LocalchatError
         from localchat.history import HistoryStore
 
-        stats = self._stats or GenerationStats(finish_reason="cancelled")
+        stats = self._stats.get(0) or GenerationStats(finish_reason="cancelled")
         try:
             with HistoryStore() as history:
                 history.save_exchange(
@@ -127,28 +150,34 @@ async def start_generation(
     stop: tuple[str, ...] = (),
     keep_alive_s: float | None = None,
     log: RequestRecord | None = None,
+    n_choices: int = 1,
 ) -> Generation:
-    """Check the prompt's size, load (or find) the model, wait for its turn and read the
+    """Check the prompt's size, load (or find) the model, wait for its streams and read the
     first piece, so that errors (prompt too long, engine failure) become an HTTP status,
-    not a broken stream.  ``to_sampling`` lays the request's sampling over the model's.
-    The caller must ``await generation.finish()`` (``FinishingResponse`` does).  With
-    ``serve --history`` the exchange is then saved."""
+    not a broken stream.  ``to_sampling`` lays the request's sampling over the model's;
+    ``n_choices`` replies (OpenAI's ``n``) share the prompt.  The caller must ``await
+    generation.finish()`` (``FinishingResponse`` does).  With ``serve --history`` the
+    exchange (its first choice) is then saved."""
     texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
     check_prompt_size(texts, state.config.max_prompt_chars)
     pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
+    streams: list[TextStream] = []
     try:
+        entry.model.check_choices(n_choices)
         params = to_sampling(entry.model.default_sampling())
 
-        def start(model: Any) -> TextStream:
-            stream: TextStream
+        def start(model: Any) -> list[TextStream]:
             if messages is not None:
-                stream = model.stream_chat(list(messages), params, stop=stop)
+                started = model.stream_chat_choices(list(messages), params, stop, n=n_choices)
             else:
-                stream = model.stream_completion(raw_prompt or "", params, stop=stop)
-            return stream
+                started = model.stream_completion_choices(
+                    raw_prompt or "", params, stop, n=n_choices
+                )
+            streams.extend(started)
+            return streams
 
-        items = pool.generate(entry, start)
+        items = pool.generate(entry, start, n_choices)
         try:
             first = await anext(items)
         except BaseException:
@@ -157,8 +186,9 @@ async def start_generation(
     except BaseException:
         pool.release(entry, keep_alive_s)
         raise
-    parser = entry.model.reply_parser() if messages is not None else None
-    generation = Generation(pool, entry, items, first, parser, keep_alive_s, log=log)
+    chat = messages is not None
+    parsers = [entry.model.reply_parser() if chat else None for _ in range(n_choices)]
+    generation = Generation(pool, entry, items, first, parsers, streams, keep_alive_s, log=log)
     if log is not None:
         log.model = entry.model.name
     if state.config.record_history:
@@ -168,24 +198,33 @@ async def start_generation(
     return generation
 
 
-async def collect(generation: Generation, request: Request) -> tuple[str, str, GenerationStats]:
+Reply = tuple[str, str, GenerationStats]  # content, reasoning, stats
+
+
+async def collect(generation: Generation, request: Request) -> Reply:
     """The whole reply (content, reasoning, stats); stops early if the client goes away."""
-    content: list[str] = []
-    reasoning: list[str] = []
-    stats = GenerationStats(finish_reason="cancelled")
+    return (await collect_choices(generation, request))[0]
+
+
+async def collect_choices(generation: Generation, request: Request) -> list[Reply]:
+    """Every choice's whole reply; stops early if the client goes away."""
+    n_choices = generation.n_choices
+    content: list[list[str]] = [[] for _ in range(n_choices)]
+    reasoning: list[list[str]] = [[] for _ in range(n_choices)]
+    stats = [GenerationStats(finish_reason="cancelled") for _ in range(n_choices)]
     try:
-        async for item in generation.pieces():
+        async for index, item in generation.choice_pieces():
             if isinstance(item, GenerationStats):
-                stats = item
+                stats[index] = item
             elif item[0] == "content":
-                content.append(item[1])
+                content[index].append(item[1])
             else:
-                reasoning.append(item[1])
+                reasoning[index].append(item[1])
             if await request.is_disconnected():
                 break
     finally:
         await generation.finish()
-    return "".join(content), "".join(reasoning), stats
+    return [("".join(c), "".join(r), s) for c, r, s in zip(content, reasoning, stats, strict=True)]
 
 
 class FinishingResponse:

@@ -69,6 +69,7 @@ async def ps(request: Request) -> Response:
         expires = entry.expires_at_wall()
         status = PoolStatus(
             engine=model.engine_label,
+            slots=entry.streams.capacity,
             busy=entry.busy,
             waiting=entry.waiting,
             requests=entry.requests,

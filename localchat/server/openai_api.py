@@ -37,7 +37,13 @@ from localchat.protocol.openai import (
     Usage,
     finish_reason,
 )
-from localchat.server.generation import FinishingResponse, Generation, collect, start_generation
+from localchat.server.generation import (
+    FinishingResponse,
+    Generation,
+    Reply,
+    collect_choices,
+    start_generation,
+)
 from localchat.server.request_log import request_record
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import json_response, sse_event
@@ -81,29 +87,33 @@ async def _respond(
         to_sampling=body.to_sampling,
         stop=body.stop_strings(),
         log=request_record(request),
+        n_choices=body.n or 1,
     )
     reply = _Reply(kind, generation.model.name)
     if body.stream:
         events = _sse_events(generation, reply, body.include_usage())
         stream = EventSourceResponse(events, ping=SSE_PING_S, sep="\n")
         return FinishingResponse(stream, generation)  # type: ignore[return-value]
-    content, reasoning, stats = await collect(generation, request)
-    return json_response(reply.whole(content, reasoning, stats))
+    choices = await collect_choices(generation, request)
+    return json_response(reply.whole(choices, generation.total_stats()))
 
 
 async def _sse_events(
     generation: Generation, reply: _Reply, include_usage: bool
 ) -> AsyncIterator[dict[str, str]]:
+    """Each choice's chunks (``index`` tells them apart), its finish chunk as it ends;
+    then, when asked, one usage chunk for the whole request."""
     try:
         if reply.kind == "chat":
-            yield sse_event(reply.chunk(Delta(role="assistant", content="")))
-        async for item in generation.pieces():
+            for index in range(generation.n_choices):
+                yield sse_event(reply.chunk(Delta(role="assistant", content=""), index=index))
+        async for index, item in generation.choice_pieces():
             if isinstance(item, GenerationStats):
-                yield sse_event(reply.chunk(Delta(), finish_reason(item)))
-                if include_usage:
-                    yield sse_event(reply.usage_chunk(item))
+                yield sse_event(reply.chunk(Delta(), finish_reason(item), index=index))
             else:
-                yield sse_event(reply.piece(*item))
+                yield sse_event(reply.piece(*item, index=index))
+        if include_usage:
+            yield sse_event(reply.usage_chunk(generation.total_stats()))
         yield {"data": "[DONE]"}
     finally:
         await generation.finish()
@@ -119,18 +129,21 @@ class _Reply:
         self.created = int(time.time())
         self.model_name = model_name
 
-    def piece(self, kind: str, text: str) -> ChatCompletionChunk | CompletionResponse:
-        if self.kind == "text":
-            return self._text([CompletionChoice(text=text)])
-        delta = Delta(content=text) if kind == "content" else Delta(reasoning_content=text)
-        return self.chunk(delta)
-
-    def chunk(
-        self, delta: Delta, finish: str | None = None
+    def piece(
+        self, kind: str, text: str, *, index: int = 0
     ) -> ChatCompletionChunk | CompletionResponse:
         if self.kind == "text":
-            return self._text([CompletionChoice(text=delta.content or "", finish_reason=finish)])
-        choice = ChunkChoice(delta=delta, finish_reason=finish)
+            return self._text([CompletionChoice(index=index, text=text)])
+        delta = Delta(content=text) if kind == "content" else Delta(reasoning_content=text)
+        return self.chunk(delta, index=index)
+
+    def chunk(
+        self, delta: Delta, finish: str | None = None, *, index: int = 0
+    ) -> ChatCompletionChunk | CompletionResponse:
+        if self.kind == "text":
+            text = delta.content or ""
+            return self._text([CompletionChoice(index=index, text=text, finish_reason=finish)])
+        choice = ChunkChoice(index=index, delta=delta, finish_reason=finish)
         return ChatCompletionChunk(
             id=self.id, created=self.created, model=self.model_name, choices=[choice]
         )
@@ -148,18 +161,30 @@ class _Reply:
         )
 
     def whole(
-        self, content: str, reasoning: str, stats: GenerationStats
+        self, choices: list[Reply], total: GenerationStats
     ) -> ChatCompletionResponse | CompletionResponse:
-        usage, timings = Usage.from_stats(stats), Timings.from_stats(stats)
+        """The reply with every choice (content, reasoning, stats); ``total`` counts the
+        prompt once and every choice's tokens."""
+        usage, timings = Usage.from_stats(total), Timings.from_stats(total)
         if self.kind == "text":
-            choice = CompletionChoice(text=content, finish_reason=finish_reason(stats))
-            return self._text([choice], usage, timings)
-        message = AssistantMessage(content=content, reasoning_content=reasoning or None)
+            texts = [
+                CompletionChoice(index=i, text=content, finish_reason=finish_reason(stats))
+                for i, (content, _, stats) in enumerate(choices)
+            ]
+            return self._text(texts, usage, timings)
+        messages = [
+            ChatChoice(
+                index=i,
+                message=AssistantMessage(content=content, reasoning_content=reasoning or None),
+                finish_reason=finish_reason(stats),
+            )
+            for i, (content, reasoning, stats) in enumerate(choices)
+        ]
         return ChatCompletionResponse(
             id=self.id,
             created=self.created,
             model=self.model_name,
-            choices=[ChatChoice(message=message, finish_reason=finish_reason(stats))],
+            choices=messages,
             usage=usage,
             timings=timings,
         )

@@ -1,11 +1,14 @@
 """The models ``localchat serve`` holds: loaded on first request, kept for keep-alive.
 
-- A model loads through ``localchat.api.open_model`` (the planner decides quant, layers
-  and context as for ``ask``); one load at a time.
-- Requests to one model take turns in arrival order (one generation at a time on a
-  llama.cpp context); more than ``max_queue_per_model`` waiting → ``ServerBusy`` (503).
+- A model loads through ``services.open_model`` (the planner decides quant, layers,
+  context and, with ``--parallel auto``, slots); one load at a time.
+- Requests to one model run side by side, up to its ``max_streams`` (llama.cpp's slots;
+  AWQ has one; a remote engine batches on its side); a request with ``n`` choices takes
+  ``n``.  Past that they wait in arrival order (``admission``); more than
+  ``max_queue_per_model`` waiting → ``ServerBusy`` (503).
 - When a model does not fit, or ``max_loaded_models`` are loaded, the least recently
-  used idle model is unloaded first; if only busy models hold the memory → 503.
+  used idle model is unloaded first (never one with a stream running or waiting); if
+  only busy models hold the memory → 503.
 - An idle model unloads when its keep-alive runs out (``keep_alive`` per request,
   Ollama's semantics: 0 unloads after the request, a negative value keeps it).
 """
@@ -21,7 +24,8 @@ from typing import Any
 
 from localchat.errors import DoesNotFit, ServerBusy
 from localchat.reference import ModelRef
-from localchat.server.blocking_stream import Finished, stream_from_thread
+from localchat.server.admission import StreamSlots
+from localchat.server.blocking_stream import ChoiceItem, stream_from_threads
 from localchat.server.config import ServerConfig
 from localchat.types import GenerationStats, TextStream
 
@@ -34,16 +38,27 @@ Opener = Callable[[ModelRef, int | None], Any]  # (ref, n_ctx) -> LoadedModel, b
 class PoolEntry:
     name: str
     n_ctx_requested: int | None
-    model: Any  # localchat.api.LoadedModel
-    turn: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0  # waiting or generating
-    waiting: int = 0
-    busy: bool = False
+    model: Any  # localchat.services.LoadedModel
+    streams: StreamSlots = field(init=False)
+    users: int = 0  # requests holding it: waiting or generating
     last_used: float = field(default_factory=time.monotonic)
     expires_at: float | None = None  # monotonic; None: never
     loaded_at: float = field(default_factory=time.time)
     requests: int = 0
     cancelled: int = 0
+
+    def __post_init__(self) -> None:
+        self.streams = StreamSlots(self.model.max_streams)
+
+    @property
+    def busy(self) -> int:
+        """Streams generating now."""
+        return self.streams.busy
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for streams."""
+        return self.streams.waiting
 
     def keep_for(self, keep_alive_s: float) -> None:
         now = time.monotonic()
@@ -146,7 +161,7 @@ class ModelPool:
         entry = PoolEntry(name=name, n_ctx_requested=n_ctx, model=model)
         entry.keep_for(self.config.keep_alive_s)
         self._entries.append(entry)
-        log.info("loaded %s (%s)", model.name, model.engine_label)
+        log.info("loaded %s (%s): %s", model.name, model.engine_label, _slots_words(model))
         return entry
 
     async def _unload_lru_idle(self, reason: str, cause: Exception | None = None) -> None:
@@ -177,32 +192,34 @@ class ModelPool:
     async def generate(
         self,
         entry: PoolEntry,
-        start: Callable[[Any], TextStream],
-    ) -> AsyncGenerator[str | Finished, None]:
-        """Wait for ``entry``'s turn, then stream ``start(model)`` from a thread."""
+        start: Callable[[Any], list[TextStream]],
+        n_choices: int = 1,
+    ) -> AsyncGenerator[ChoiceItem, None]:
+        """Wait for ``n_choices`` of ``entry``'s streams (in arrival order), then read
+        ``start(model)``'s streams from threads: ``(choice index, piece or Finished)``."""
         if entry.waiting >= self.config.max_queue_per_model:
             raise ServerBusy(
                 f"{entry.waiting} requests are already waiting for {entry.name}",
                 hint="retry later, or raise --max-queue",
             )
-        entry.waiting += 1
-        try:
-            await entry.turn.acquire()
-        finally:
-            entry.waiting -= 1
-        entry.busy = True
+        await entry.streams.acquire(n_choices)
         entry.requests += 1
 
-        def done(stats: GenerationStats | None) -> None:
-            entry.busy = False
-            if stats is None or stats.finish_reason == "cancelled":
+        def done(stats: list[GenerationStats | None]) -> None:
+            entry.streams.release(n_choices)  # the threads have ended: the streams are free
+            if any(s is None or s.finish_reason == "cancelled" for s in stats):
                 entry.cancelled += 1
                 log.info("%s: a generation stopped early (its client went away)", entry.name)
-            entry.turn.release()
 
         model = entry.model
-        async for item in stream_from_thread(lambda: start(model), done):
+        async for item in stream_from_threads(lambda: start(model), done, n_choices):
             yield item
+
+
+def _slots_words(model: Any) -> str:
+    """How many replies it generates at once, and why (``--parallel auto``'s reason)."""
+    count = model.max_streams
+    return model.slots_reason or f"{count} slot{'s' if count != 1 else ''} of {model.n_ctx} context"
 
 
 def _requested_name(ref: ModelRef) -> str:

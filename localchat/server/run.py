@@ -24,6 +24,7 @@ from localchat.server.app import build_app
 from localchat.server.config import ServerConfig, check_bind_safety
 from localchat.server.connections import IDLE_CONNECTION_S, deadline_protocol
 from localchat.server.request_log import configure_logging
+from localchat.settings import PARALLEL_AUTO
 
 if sys.platform != "win32":  # POSIX only; Windows has no open-files limit to raise
     import resource
@@ -46,6 +47,7 @@ def run_server(config: ServerConfig) -> None:
         file=sys.stderr,
         flush=True,
     )
+    print(f"localchat: {_slots_line(config.parallel)}", file=sys.stderr, flush=True)
     uvicorn_config = uvicorn.Config(
         build_app(config),
         http=deadline_protocol(config.request_timeout_s),
@@ -75,6 +77,17 @@ class _DrainingServer(uvicorn.Server):
 
 def _after_drain(signum: int, frame: FrameType | None) -> None:
     """SIGTERM's handler outside uvicorn's run: nothing left to do."""
+
+
+def _slots_line(parallel: int | str) -> str:
+    """How many requests to one model run at once (``--parallel``)."""
+    if parallel == PARALLEL_AUTO:
+        return (
+            "slots: --parallel auto: each model gets as many as its memory and predicted "
+            "speed allow when it loads (the log says why; `localchat plan MODEL --parallel "
+            "auto` shows it beforehand)"
+        )
+    return f"slots: {parallel} per model (--parallel): requests past that wait their turn"
 
 
 def _raise_open_files_limit() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from localchat.engine.base import Backend
 from localchat.engine.repetition import guard_stream
+from localchat.errors import InvalidRequest
 from localchat.formats import ChatFormat, ReplyParser
 from localchat.hub import ProgressCallback
 from localchat.planner import Plan
@@ -18,6 +19,8 @@ from localchat.store import LocalModel
 from localchat.types import GenerationStats, Message, PromptSpec, SamplingParams, TextStream
 
 Notice = Callable[[str], None]
+
+SEED_RANGE = 2**32 - 1  # llama.cpp's seeds: 0 .. 2^32-2 (2^32-1 means "random")
 
 # A reply's length limit unless the model's format, settings.toml or the caller set one
 # (README, "Reply length").  Base models get a shorter one from their chat format.
@@ -42,6 +45,7 @@ class OpenOptions:
     api_key: str | None = None  # for the engine or server; else LOCALCHAT_API_KEY
     rpc: str | None = None  # llama.cpp RPC workers "host:port,..."; None: settings.toml's
     link: str | None = None  # network speed to the workers ("1Gbit"), for the plan
+    parallel: int | str = 1  # slots (streams decoded together), or "auto" (`serve`'s)
 
 
 class LoadedModel:
@@ -100,6 +104,16 @@ class LoadedModel:
         return summary
 
     @property
+    def max_streams(self) -> int:
+        """How many replies it generates at once (its slots); more wait their turn."""
+        return self.backend.max_streams
+
+    @property
+    def slots_reason(self) -> str:
+        """Why the plan gave it this many slots (``--parallel auto``), or ""."""
+        return self.plan.parallel_reason if self.plan is not None else ""
+
+    @property
     def last_stats(self) -> GenerationStats:
         return self.backend.last_stats
 
@@ -133,19 +147,80 @@ class LoadedModel:
         repetition (it began to loop; ``engine.repetition``) or cancelled.  ``stop``
         adds stop strings to the chat format's.
         """
-        prompt = self.chat_format.prompt(list(messages))
-        return self._stream(replace(prompt, stop_strings=(*prompt.stop_strings, *stop)), sampling)
+        return self.stream_chat_choices(messages, sampling, stop, n=1)[0]
 
     def stream_completion(
         self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
     ) -> TextStream:
         """Continue ``text`` as it is, without the chat format (a raw completion)."""
-        return self._stream(PromptSpec(text=text, stop_strings=tuple(stop)), sampling)
+        return self.stream_completion_choices(text, sampling, stop, n=1)[0]
 
-    def _stream(self, prompt: PromptSpec, sampling: SamplingParams | None) -> TextStream:
+    def stream_chat_choices(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        n: int,
+    ) -> list[TextStream]:
+        """``n`` replies to one conversation (OpenAI's ``n``), generated side by side."""
+        prompt = self.chat_format.prompt(list(messages))
+        prompt = replace(prompt, stop_strings=(*prompt.stop_strings, *stop))
+        return self._streams(prompt, sampling, n)
+
+    def stream_completion_choices(
+        self,
+        text: str,
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        n: int,
+    ) -> list[TextStream]:
+        """``n`` continuations of ``text`` (a raw completion), generated side by side."""
+        return self._streams(PromptSpec(text=text, stop_strings=tuple(stop)), sampling, n)
+
+    def _streams(
+        self, prompt: PromptSpec, sampling: SamplingParams | None, n: int
+    ) -> list[TextStream]:
         sampling = sampling or self.default_sampling()
-        stream = self.backend.stream(prompt, sampling)
-        return guard_stream(stream) if sampling.stop_on_repetition else stream
+        if n == 1:
+            streams = [self.backend.stream(prompt, sampling)]
+        else:
+            streams = self._choice_streams(prompt, sampling, n)
+        if not sampling.stop_on_repetition:
+            return streams
+        return [guard_stream(stream) for stream in streams]
+
+    def check_choices(self, n: int) -> None:
+        """``InvalidRequest`` naming ``n`` when this model cannot generate ``n`` at once."""
+        if not 1 <= n <= self.max_streams:
+            raise InvalidRequest(
+                f"n: {n} choices asked for, but {self.name} generates {self.max_streams} "
+                f"{'reply' if self.max_streams == 1 else 'replies'} at once",
+                hint="ask for fewer choices, or serve the model with more --parallel slots",
+            )
+
+    def _choice_streams(
+        self, prompt: PromptSpec, sampling: SamplingParams, n: int
+    ) -> list[TextStream]:
+        """``n`` streams: one prefill shared by ``n`` slots where the backend can (llama.cpp),
+        else ``n`` requests (a remote server batches them); choice ``i`` draws with seed
+        ``seed + i``."""
+        self.check_choices(n)
+        shared_prefill = getattr(self.backend, "stream_choices", None)  # not every backend has it
+        if shared_prefill is not None:
+            streams: list[TextStream] = shared_prefill(prompt, sampling, n)
+            return streams
+        streams = []
+        try:
+            for choice in range(n):
+                seed = _choice_seed(sampling.seed, choice)
+                streams.append(self.backend.stream(prompt, replace(sampling, seed=seed)))
+        except BaseException:
+            for stream in streams:
+                stream.close()
+            raise
+        return streams
 
     def render_prompt(self, messages: Sequence[Message]) -> str:
         return self.chat_format.render(list(messages))
@@ -164,3 +239,7 @@ class LoadedModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _choice_seed(seed: int | None, choice: int) -> int | None:
+    return None if seed is None else (seed + choice) % SEED_RANGE

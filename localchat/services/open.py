@@ -32,7 +32,7 @@ from localchat.services.resolve import (
     with_quant,
 )
 from localchat.services.show import describe
-from localchat.settings import load_settings
+from localchat.settings import PARALLEL_AUTO, load_settings
 from localchat.store import LocalModel, mark_used
 
 
@@ -126,7 +126,12 @@ def load_local(ref: ModelRef, local: LocalModel, opts: OpenOptions) -> LoadedMod
     facts, chat_format = describe(ref, local)
     hardware = detect_hardware(include_build=True, capture_native_stderr=opts.capture_native_stderr)
     hardware = with_workers(hardware, opts.rpc, opts.link)
-    request = PlanRequest(n_ctx=opts.n_ctx, n_threads=opts.n_threads)
+    request = PlanRequest(
+        n_ctx=opts.n_ctx,
+        n_threads=opts.n_threads,
+        n_parallel=opts.parallel if isinstance(opts.parallel, int) else 1,
+        parallel_auto=opts.parallel == PARALLEL_AUTO,
+    )
     plan = format_named(local.format).plan(local, hardware, request)
     plan.raise_if_not_fits()
     _warn_beyond_training(opts, facts.n_ctx_train)

@@ -40,6 +40,7 @@ def guarded(
     yield from start_localchat_server(
         home, "--api-key", API_KEY, "--max-body-mb", "1", "--max-prompt-chars", "2000",
         "--max-queue", "1", "--cors", ORIGIN, "--no-pull", "--threads", "2",
+        "--parallel", "1",  # one slot: a second request queues (the queue's tests)
     )  # fmt: skip
 
 
@@ -185,4 +186,16 @@ def test_full_queue_is_503_and_the_queue_drains(guarded: RunningServer) -> None:
         assert refused.json()["error"]["code"] == "server_busy"
     waiter.join(timeout=120)
     assert waiting_result and waiting_result[0].status_code == 200
+    _still_serves(guarded)
+
+
+def test_more_choices_than_slots_is_a_400_naming_n(guarded: RunningServer) -> None:
+    """`--parallel 1` (as AWQ always is): `n` 2 cannot run side by side, and says so."""
+    url = f"{guarded.base_url}/v1/chat/completions"
+    reply = httpx.post(url, json={**CHAT, "n": 2}, headers=AUTH, timeout=60)
+    assert reply.status_code == 400, reply.text
+    message = reply.json()["error"]["message"]
+    assert message.startswith("n: 2 choices asked for, but gemma-3-270m generates 1 reply at once")
+    models = httpx.get(f"{guarded.base_url}/api/ps", headers=AUTH).json()["models"]
+    assert models[0]["localchat"]["slots"] == 1 and models[0]["localchat"]["busy"] == 0
     _still_serves(guarded)

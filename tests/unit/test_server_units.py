@@ -57,6 +57,7 @@ def test_bind_safety() -> None:
      (errors.AuthRequired("x"), 403), (errors.NotEnoughDisk("x"), 507),
      (errors.DownloadFailed("x"), 502), (errors.TemplateRejected("x"), 400),
      (errors.WorkerUnavailable("x"), 500), (errors.HistoryError("x"), 500),
+     (errors.ContextOverflow("x"), 400), (errors.EngineError("x"), 500),
      (RuntimeError("bug"), 500)],
 )  # fmt: skip
 def test_statuses_follow_the_hierarchy(error: BaseException, status: int) -> None:
@@ -184,6 +185,9 @@ def test_error_chunks_and_replies_map_back() -> None:
     )
     assert isinstance(error_from_response(500, "oops", "u"), errors.RemoteEngineError)
     assert isinstance(error_from_response(401, "{}", "u"), errors.Unauthorized)
+    too_long = '{"error": {"message": "the prompt is 9 tokens", "code": "context_length_exceeded"}}'
+    overflow = error_from_response(400, too_long, "u")
+    assert isinstance(overflow, errors.ContextOverflow) and overflow.exit_code == 7  # as --local
 
 
 # -- the pool's policy ---------------------------------------------------------
@@ -192,25 +196,29 @@ def test_error_chunks_and_replies_map_back() -> None:
 
 
 class _StubModel:
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, max_streams: int = 1) -> None:
         self.name = name
         self.closed = False
         self.engine_label = "stub"
+        self.max_streams = max_streams  # its slots
+        self.n_ctx = 2048
+        self.slots_reason = ""
 
     def close(self) -> None:
         self.closed = True
 
 
 class _Opener:
-    def __init__(self, fits: int) -> None:
+    def __init__(self, fits: int, slots: int = 1) -> None:
         self.fits = fits  # how many models fit at once
+        self.slots = slots  # streams each model runs at once
         self.open_models: list[_StubModel] = []
 
     def __call__(self, ref: Any, n_ctx: int | None) -> _StubModel:
         self.open_models = [m for m in self.open_models if not m.closed]
         if len(self.open_models) >= self.fits:
             raise errors.DoesNotFit(f"{ref.text} does not fit")
-        model = _StubModel(ref.text)
+        model = _StubModel(ref.text, self.slots)
         self.open_models.append(model)
         return model
 
@@ -266,11 +274,15 @@ def test_pool_bounded_queue() -> None:
     async def run() -> None:
         pool = ModelPool(ServerConfig(max_queue_per_model=1), _Opener(fits=1))
         entry = await pool.entry_for(_ref("a/one"), None)
-        await entry.turn.acquire()  # a generation is running
-        entry.waiting = 1  # and one request waits
+        await entry.streams.acquire(1)  # a generation is running
+        waiter = asyncio.create_task(entry.streams.acquire(1))  # and one request waits
+        await asyncio.sleep(0)
+        assert entry.waiting == 1 and entry.busy == 1
         with pytest.raises(errors.ServerBusy, match="already waiting"):
-            await anext(pool.generate(entry, lambda model: iter(())))
-        entry.turn.release()
+            await anext(pool.generate(entry, lambda model: []))
+        entry.streams.release(1)
+        await waiter
+        entry.streams.release(1)
         await pool.close()
 
     asyncio.run(run())

@@ -18,7 +18,7 @@ from localchat.engine.awq.sampling import pick_token
 from localchat.engine.decode import decode_tokens
 from localchat.engine.settings import AwqSettings
 from localchat.engine.stops import StopStringFilter
-from localchat.errors import EngineError
+from localchat.errors import ContextOverflow, EngineError
 from localchat.types import (
     GenerationStats,
     LoadReport,
@@ -133,7 +133,7 @@ class AwqBackend:
         if not ids:
             raise EngineError("the prompt is empty")
         if len(ids) >= self.n_ctx:
-            raise EngineError(
+            raise ContextOverflow(
                 f"the prompt is {len(ids)} tokens but the context holds {self.n_ctx}",
                 hint="shorten the input or raise --ctx",
             )

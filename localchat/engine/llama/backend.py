@@ -26,7 +26,7 @@ from localchat.engine.llama.slots import Request, TokenChannel
 from localchat.engine.probe import check_first_load
 from localchat.engine.settings import LlamaSettings
 from localchat.engine.stops import StopStringFilter
-from localchat.errors import EngineError, InvalidRequest
+from localchat.errors import ContextOverflow, EngineError, InvalidRequest
 from localchat.llamacpp.model import LlamaModel
 from localchat.llamacpp.sampler import Sampler
 from localchat.planner.calibration import record_load
@@ -152,7 +152,7 @@ class LlamaBackend:
                 hint="the model file's tokenizer is broken; try another file",
             )
         if len(tokens) >= self.n_ctx:
-            raise EngineError(
+            raise ContextOverflow(
                 f"the prompt is {len(tokens)} tokens but the context holds {self.n_ctx}",
                 hint="shorten the input or raise --ctx",
             )
