@@ -33,7 +33,8 @@ def embedding_request(request: PlanRequest, n_ctx_train: int) -> PlanRequest:
         min_ctx=min(EMBED_MIN_CTX, default_ctx),
         n_batch=longest,  # the planner caps both at the context it picks
         n_ubatch=longest,
-        n_parallel=1,
+        n_parallel=1,  # one input per sequence in a batch: no generation slots
+        parallel_auto=False,
         flash_attn=True if request.flash_attn is None else request.flash_attn,
     )
 

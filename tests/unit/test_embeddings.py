@@ -139,6 +139,10 @@ def test_an_embedding_model_is_planned_as_one(embed_ggufs: dict[str, Path]) -> N
     )
     asked = plan_for_file(path, CPU_16G, n_ctx=4096)  # past the trained context: capped
     assert asked.n_ctx == 128 and "capped at the 128 tokens" in asked.reasons[-1]
+    # serve's --parallel auto (its default) gives generation models slots; an embedding
+    # model keeps one sequence of the whole context (8 slots of 128/8 tokens aborted ggml)
+    served = plan_for_file(path, CPU_16G, request=PlanRequest(parallel_auto=True))
+    assert (served.n_ctx, served.n_parallel) == (128, 1)
 
 
 def test_a_generative_model_keeps_its_plan(tiny_gguf: Path) -> None:
