@@ -4,8 +4,8 @@ show, pull progress lines and version.
 ``options`` models every option Ollama documents: the samplers localchat runs are
 honoured, runtime knobs (GPU layers, threads, batch, mmap...) are harmless because the
 planner decides them and they do not change the text, and samplers localchat does not
-run are refused unless set to their "off" value (``protocol.refusals``).  ``format``,
-``tools`` and ``images`` are parsed and refused there too.
+run are refused unless set to their "off" value (``protocol.refusals``).  ``format``
+(``"json"`` or a JSON schema) and ``tools`` are honoured; ``images`` are refused.
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ from localchat.protocol.base import (
     with_overrides,
 )
 from localchat.protocol.messages import OllamaMessage, ollama_messages
-from localchat.protocol.tools import FunctionDefinition
-from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
+from localchat.protocol.tools import FunctionDefinition, OllamaReplyToolCall
+from localchat.types import (
+    GenerationStats,
+    Message,
+    ReplyFormat,
+    SamplingParams,
+    ToolSpec,
+    ToolUse,
+)
 
 _DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -146,7 +153,7 @@ class _Generation(RequestModel):
     stream: bool = True
     options: Options = Field(default_factory=Options)
     keep_alive: Duration = None  # honoured: how long the model stays loaded after
-    format: Literal["", "json"] | JsonObject | None = None  # refused (structured output)
+    format: Literal["", "json"] | JsonObject | None = None  # honoured: JSON, or a schema
     think: Think = None  # true/unset: thinking apart, in "thinking"; false: left out
     logprobs: bool | None = None  # refused when true
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # refused
@@ -163,12 +170,20 @@ class _Generation(RequestModel):
     def include_thinking(self) -> bool:
         return self.think is not False
 
+    def reply_format(self) -> ReplyFormat | None:
+        """``format``: "json" is any JSON object, an object is a JSON schema."""
+        if not self.format:
+            return None
+        if self.format == "json":
+            return ReplyFormat()
+        return ReplyFormat(dict(self.format), "format")
+
 
 class ChatRequest(_Generation):
     """``POST /api/chat``; no messages only loads (or, with keep_alive 0, unloads)."""
 
     messages: list[OllamaMessage] = Field(default_factory=list)
-    tools: list[OllamaTool] | None = None  # refused for now
+    tools: list[OllamaTool] | None = None  # honoured: the model may call them
 
     def check_supported(self) -> None:
         refusals.refuse(refusals.OLLAMA_CHAT, self)
@@ -180,6 +195,10 @@ class ChatRequest(_Generation):
 
     def tool_specs(self) -> list[ToolSpec]:
         return [tool.to_spec() for tool in self.tools or ()]
+
+    def tool_use(self) -> ToolUse | None:
+        """Ollama has no ``tool_choice``: the model may call the tools, or answer."""
+        return ToolUse(tuple(self.tool_specs())) if self.tools else None
 
 
 class GenerateRequest(_Generation):
@@ -293,6 +312,7 @@ class ReplyMessage(ReplyModel):
     role: str = "assistant"
     content: str = ""
     thinking: str | None = Field(default=None, exclude_if=is_none)
+    tool_calls: list[OllamaReplyToolCall] | None = Field(default=None, exclude_if=is_none)
 
 
 class ChatReply(_Timed):

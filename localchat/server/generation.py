@@ -1,9 +1,10 @@
 """What both APIs do to answer: load (or find) the model, take its turn, run the
-generation, split reasoning from the answer, and finish (release the model, save
-history, note the token counts for the request log).
+generation, split the reply into answer, reasoning and tool calls, and finish (release
+the model, save history, note the token counts for the request log).
 
 Everything here speaks localchat's types (``ModelRef``, ``SamplingParams``,
-``Message``); ``openai_api`` and ``ollama_api`` translate to and from the wire protocol.
+``Message``, ``ReplyFormat``, ``ToolUse``, ``ToolCall``); ``openai_api`` and
+``ollama_api`` translate to and from the wire protocol.
 """
 
 from __future__ import annotations
@@ -18,16 +19,25 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from localchat import services
 from localchat.reference import ModelRef
 from localchat.server.blocking_stream import Finished
 from localchat.server.pool import ModelPool, PoolEntry
 from localchat.server.request_log import RequestRecord
 from localchat.server.requests import check_prompt_size
 from localchat.server.state import ServerState
-from localchat.types import GenerationStats, Message, SamplingParams, TextStream
+from localchat.types import (
+    GenerationStats,
+    Message,
+    ReplyFormat,
+    SamplingParams,
+    TextStream,
+    ToolCall,
+    ToolUse,
+)
 
-THINKING_KINDS = frozenset({"thinking", "reflection"})
 ToSampling = Callable[[SamplingParams], SamplingParams]  # the model's defaults -> the request's
+Piece = tuple[str, str] | ToolCall  # ("content" | "reasoning", text), or a call
 
 
 @dataclass
@@ -50,8 +60,14 @@ class Generation:
     def model(self) -> Any:
         return self.entry.model
 
-    async def pieces(self) -> AsyncIterator[tuple[str, str] | GenerationStats]:
-        """``(kind, text)`` with kind "content" or "reasoning", then the stats."""
+    @property
+    def called(self) -> bool:
+        """The reply called tools (so far)."""
+        return bool(self.parser is not None and self.parser.called)
+
+    async def pieces(self) -> AsyncIterator[Piece | GenerationStats]:
+        """``(kind, text)`` with kind "content" or "reasoning", and ``ToolCall``s, then
+        the stats."""
         item: str | Finished | None = self.first
         while item is not None:
             if isinstance(item, Finished):
@@ -65,13 +81,13 @@ class Generation:
                 yield split
             item = await anext(self.items, None)
 
-    def _split(self, piece: str) -> Iterator[tuple[str, str]]:
+    def _split(self, piece: str) -> Iterator[Piece]:
         if self.parser is None:
             yield ("content", piece)
             return
         yield from _kinds(self.parser.feed(piece))
 
-    def _split_finish(self) -> Iterator[tuple[str, str]]:
+    def _split_finish(self) -> Iterator[Piece]:
         if self.parser is not None:
             yield from _kinds(self.parser.finish())
 
@@ -110,10 +126,13 @@ class Generation:
             logging.getLogger("localchat.server").warning("history not saved: %s", exc)
 
 
-def _kinds(parts: Sequence[Any]) -> Iterator[tuple[str, str]]:
-    for part in parts:
-        if part.text:
-            yield ("reasoning" if part.kind in THINKING_KINDS else "content", part.text)
+def _kinds(events: Sequence[Any]) -> Iterator[Piece]:
+    for event in events:
+        if isinstance(event, ToolCall):
+            yield event
+        elif event.text:
+            kind = "reasoning" if event.kind in services.THINKING_KINDS else "content"
+            yield (kind, event.text)
 
 
 async def start_generation(
@@ -127,23 +146,39 @@ async def start_generation(
     stop: tuple[str, ...] = (),
     keep_alive_s: float | None = None,
     log: RequestRecord | None = None,
+    reply_format: ReplyFormat | None = None,
+    tool_use: ToolUse | None = None,
 ) -> Generation:
-    """Check the prompt's size, load (or find) the model, wait for its turn and read the
-    first piece, so that errors (prompt too long, engine failure) become an HTTP status,
-    not a broken stream.  ``to_sampling`` lays the request's sampling over the model's.
-    The caller must ``await generation.finish()`` (``FinishingResponse`` does).  With
-    ``serve --history`` the exchange is then saved."""
+    """Check the prompt's size (and a schema's or tools' keywords), load (or find) the
+    model, prepare the turn (prompt, grammar), wait for its turn and read the first piece,
+    so that errors (prompt too long, a schema the grammar cannot enforce, engine failure)
+    become an HTTP status, not a broken stream.  ``to_sampling`` lays the request's
+    sampling over the model's.  The caller must ``await generation.finish()``
+    (``FinishingResponse`` does).  With ``serve --history`` the exchange is then saved."""
     texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
     check_prompt_size(texts, state.config.max_prompt_chars)
+    await asyncio.to_thread(services.check_structured_request, reply_format, tool_use)
     pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
+    parser = None
     try:
-        params = to_sampling(entry.model.default_sampling())
+        bound = services.grammar_bound(reply_format, tool_use)
+        params = to_sampling(entry.model.default_sampling(bound))
+        if messages is not None:
+            prepared = await asyncio.to_thread(
+                entry.model.prepare_chat,
+                list(messages),
+                params,
+                stop,
+                reply_format=reply_format,
+                tool_use=tool_use,
+            )
+            parser = prepared.splitter()
 
         def start(model: Any) -> TextStream:
             stream: TextStream
             if messages is not None:
-                stream = model.stream_chat(list(messages), params, stop=stop)
+                stream = model.stream_prepared(prepared)
             else:
                 stream = model.stream_completion(raw_prompt or "", params, stop=stop)
             return stream
@@ -157,7 +192,6 @@ async def start_generation(
     except BaseException:
         pool.release(entry, keep_alive_s)
         raise
-    parser = entry.model.reply_parser() if messages is not None else None
     generation = Generation(pool, entry, items, first, parser, keep_alive_s, log=log)
     if log is not None:
         log.model = entry.model.name
@@ -168,15 +202,27 @@ async def start_generation(
     return generation
 
 
-async def collect(generation: Generation, request: Request) -> tuple[str, str, GenerationStats]:
-    """The whole reply (content, reasoning, stats); stops early if the client goes away."""
+@dataclass
+class WholeReply:
+    content: str
+    reasoning: str
+    calls: list[ToolCall]
+    stats: GenerationStats
+
+
+async def collect(generation: Generation, request: Request) -> WholeReply:
+    """The whole reply (content, reasoning, calls, stats); stops early if the client goes
+    away."""
     content: list[str] = []
     reasoning: list[str] = []
+    calls: list[ToolCall] = []
     stats = GenerationStats(finish_reason="cancelled")
     try:
         async for item in generation.pieces():
             if isinstance(item, GenerationStats):
                 stats = item
+            elif isinstance(item, ToolCall):
+                calls.append(item)
             elif item[0] == "content":
                 content.append(item[1])
             else:
@@ -185,7 +231,7 @@ async def collect(generation: Generation, request: Request) -> tuple[str, str, G
                 break
     finally:
         await generation.finish()
-    return "".join(content), "".join(reasoning), stats
+    return WholeReply("".join(content), "".join(reasoning), calls, stats)
 
 
 class FinishingResponse:

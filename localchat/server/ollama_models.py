@@ -104,18 +104,13 @@ def _model_info(ref: ModelRef) -> ShowReply:
     shown = {
         k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
     }
-    capabilities = ["completion"] + (["thinking"] if info.chat_format.parser_factory else [])
     return ShowReply(
         template=info.chat_format.description,
         details=_details(info.local.quant, info.local.format, metadata),
         model_info=shown,
-        capabilities=capabilities,
+        capabilities=list(info.capabilities),
         modified_at=iso_time(max(f.stat().st_mtime for f in info.local.files)),
     )
-
-
-def _shown(key: str, value: object) -> bool:
-    return isinstance(value, str | int | float) and "token" not in key
 
 
 def _details(quant: str | None, fmt: str, metadata: dict[str, Any] | None = None) -> ModelDetails:

@@ -5,6 +5,9 @@ the extra body field ``num_ctx`` (the OpenAI SDK sends it with
 ``extra_body={"num_ctx": 8192}``); the model is loaded (or reloaded) with that context,
 else the planner's context applies, as for ``ask``.  A reasoning model's thinking comes
 back as ``reasoning_content`` (vLLM's and DeepSeek's field), apart from ``content``.
+``response_format`` (JSON, a JSON schema) and ``tools`` become a grammar the sampler
+enforces; calls come back as ``tool_calls`` (streamed as ``delta.tool_calls``: a call's
+id and name first, then its arguments) with ``finish_reason`` "tool_calls".
 """
 
 from __future__ import annotations
@@ -37,12 +40,19 @@ from localchat.protocol.openai import (
     Usage,
     finish_reason,
 )
-from localchat.server.generation import FinishingResponse, Generation, collect, start_generation
+from localchat.protocol.tools import ReplyToolCall, ToolCallDelta
+from localchat.server.generation import (
+    FinishingResponse,
+    Generation,
+    WholeReply,
+    collect,
+    start_generation,
+)
 from localchat.server.request_log import request_record
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import json_response, sse_event
 from localchat.server.state import listed_models, server_state
-from localchat.types import GenerationStats, Message
+from localchat.types import GenerationStats, Message, ReplyFormat, ToolCall, ToolUse
 
 Kind = Literal["chat", "text"]
 SSE_PING_S = 15
@@ -56,7 +66,14 @@ async def list_models(request: Request) -> Response:
 
 async def chat_completions(request: Request) -> Response:
     body = await read_body(request, ChatCompletionRequest)
-    return await _respond(request, body, "chat", messages=body.chat_messages())
+    return await _respond(
+        request,
+        body,
+        "chat",
+        messages=body.chat_messages(),
+        reply_format=body.reply_format(),
+        tool_use=body.tool_use(),
+    )
 
 
 async def completions(request: Request) -> Response:
@@ -71,6 +88,8 @@ async def _respond(
     *,
     messages: list[Message] | None = None,
     raw_prompt: str | None = None,
+    reply_format: ReplyFormat | None = None,
+    tool_use: ToolUse | None = None,
 ) -> Response:
     generation = await start_generation(
         server_state(request),
@@ -81,14 +100,15 @@ async def _respond(
         to_sampling=body.to_sampling,
         stop=body.stop_strings(),
         log=request_record(request),
+        reply_format=reply_format,
+        tool_use=tool_use,
     )
     reply = _Reply(kind, generation.model.name)
     if body.stream:
         events = _sse_events(generation, reply, body.include_usage())
         stream = EventSourceResponse(events, ping=SSE_PING_S, sep="\n")
         return FinishingResponse(stream, generation)  # type: ignore[return-value]
-    content, reasoning, stats = await collect(generation, request)
-    return json_response(reply.whole(content, reasoning, stats))
+    return json_response(reply.whole(await collect(generation, request)))
 
 
 async def _sse_events(
@@ -97,11 +117,16 @@ async def _sse_events(
     try:
         if reply.kind == "chat":
             yield sse_event(reply.chunk(Delta(role="assistant", content="")))
+        calls = 0
         async for item in generation.pieces():
             if isinstance(item, GenerationStats):
-                yield sse_event(reply.chunk(Delta(), finish_reason(item)))
+                yield sse_event(reply.chunk(Delta(), finish_reason(item, calls > 0)))
                 if include_usage:
                     yield sse_event(reply.usage_chunk(item))
+            elif isinstance(item, ToolCall):
+                for delta in ToolCallDelta.pieces(calls, item):
+                    yield sse_event(reply.chunk(Delta(tool_calls=[delta])))
+                calls += 1
             else:
                 yield sse_event(reply.piece(*item))
         yield {"data": "[DONE]"}
@@ -147,19 +172,23 @@ class _Reply:
             timings=timings,
         )
 
-    def whole(
-        self, content: str, reasoning: str, stats: GenerationStats
-    ) -> ChatCompletionResponse | CompletionResponse:
+    def whole(self, reply: WholeReply) -> ChatCompletionResponse | CompletionResponse:
+        stats = reply.stats
         usage, timings = Usage.from_stats(stats), Timings.from_stats(stats)
         if self.kind == "text":
-            choice = CompletionChoice(text=content, finish_reason=finish_reason(stats))
+            choice = CompletionChoice(text=reply.content, finish_reason=finish_reason(stats))
             return self._text([choice], usage, timings)
-        message = AssistantMessage(content=content, reasoning_content=reasoning or None)
+        message = AssistantMessage(
+            content=reply.content or (None if reply.calls else ""),
+            reasoning_content=reply.reasoning or None,
+            tool_calls=[ReplyToolCall.from_call(call) for call in reply.calls] or None,
+        )
+        finish = finish_reason(stats, bool(reply.calls))
         return ChatCompletionResponse(
             id=self.id,
             created=self.created,
             model=self.model_name,
-            choices=[ChatChoice(message=message, finish_reason=finish_reason(stats))],
+            choices=[ChatChoice(message=message, finish_reason=finish)],
             usage=usage,
             timings=timings,
         )

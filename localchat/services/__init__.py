@@ -6,6 +6,7 @@
     pull_model(MODEL, progress=...) -> LocalModel  # resumable, verified
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
+    model.structured(messages, schema) / model.call_tools(messages, tools)
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
 
@@ -59,6 +60,15 @@ if TYPE_CHECKING:
     from localchat.services.remove import Removal, removal_for, remove_models
     from localchat.services.resolve import ModelRef, find_on_disk, resolve_model, with_quant
     from localchat.services.show import ModelInfo, messages_from_json, show_model
+    from localchat.services.structured import (
+        THINKING_KINDS,
+        PreparedChat,
+        ReplySplitter,
+        ToolReply,
+        check_structured_request,
+        grammar_bound,
+        tool_support,
+    )
     from localchat.store import LocalModel
 
 # module (under ``localchat.``) -> the names it gives this package
@@ -97,6 +107,15 @@ _SOURCES: dict[str, tuple[str, ...]] = {
     "services.remove": ("Removal", "removal_for", "remove_models"),
     "services.resolve": ("ModelRef", "find_on_disk", "resolve_model", "with_quant"),
     "services.show": ("ModelInfo", "messages_from_json", "show_model"),
+    "services.structured": (
+        "THINKING_KINDS",
+        "PreparedChat",
+        "ReplySplitter",
+        "ToolReply",
+        "check_structured_request",
+        "grammar_bound",
+        "tool_support",
+    ),
     "store": ("LocalModel",),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
@@ -122,21 +141,27 @@ __all__ = [
     "OpenOptions",
     "Plan",
     "PlanRequest",
+    "PreparedChat",
     "ProgressCallback",
     "PullProgress",
     "Removal",
     "ReplyParser",
     "ReplyPart",
     "ReplyRecorder",
+    "ReplySplitter",
     "StderrProgress",
+    "THINKING_KINDS",
+    "ToolReply",
     "WhatIf",
     "build_code",
     "cancel_loads",
     "catalog_entries",
+    "check_structured_request",
     "client_name",
     "detect_hardware",
     "echo_engine_log",
     "find_on_disk",
+    "grammar_bound",
     "hardware_json",
     "hub_quants",
     "installed_models",
@@ -156,6 +181,7 @@ __all__ = [
     "settings_threads",
     "show_model",
     "split_reply",
+    "tool_support",
     "visible_text",
     "with_quant",
 ]

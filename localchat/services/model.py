@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
 
 from localchat.engine.base import Backend
 from localchat.engine.repetition import guard_stream
@@ -13,11 +16,32 @@ from localchat.formats import ChatFormat, ReplyParser
 from localchat.hub import ProgressCallback
 from localchat.planner import Plan
 from localchat.reference import ModelRef
+from localchat.services.structured import (
+    PreparedChat,
+    ToolReply,
+    collect_reply,
+    grammar_bound,
+    parse_reply,
+    prepare_chat,
+    reply_format_for,
+    tool_specs,
+)
 from localchat.settings import Settings
 from localchat.store import LocalModel
-from localchat.types import GenerationStats, Message, PromptSpec, SamplingParams, TextStream
+from localchat.types import (
+    GenerationStats,
+    Message,
+    PromptSpec,
+    ReplyFormat,
+    SamplingParams,
+    TextStream,
+    ToolSpec,
+    ToolUse,
+)
 
 Notice = Callable[[str], None]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Conversation = Sequence[Message] | str  # a str is one user turn
 
 # A reply's length limit unless the model's format, settings.toml or the caller set one
 # (README, "Reply length").  Base models get a shorter one from their chat format.
@@ -108,13 +132,19 @@ class LoadedModel:
         """The system prompt a new conversation starts with (settings.toml's), if any."""
         return self.user_settings.system_prompt or None
 
-    def default_sampling(self) -> SamplingParams:
+    def default_sampling(self, grammar_bound: bool = False) -> SamplingParams:
         """Sampling for this model: ``DEFAULT_MAX_TOKENS``, then the chat format's and the
-        catalog entry's recommendations, then the user's settings over them."""
+        catalog entry's recommendations, then the user's settings over them.
+
+        ``grammar_bound``: the whole reply is JSON by grammar (a response format, a call
+        that must be made), so a base model's short default limit does not apply: the
+        grammar ends the reply."""
         values: dict[str, Any] = {
             "max_tokens": DEFAULT_MAX_TOKENS,
             **self.chat_format.default_sampling,
         }
+        if grammar_bound:
+            values["max_tokens"] = DEFAULT_MAX_TOKENS
         entry = self.ref.entry
         if entry is not None:
             values.update(entry.sampling)
@@ -126,15 +156,100 @@ class LoadedModel:
         messages: Sequence[Message],
         sampling: SamplingParams | None = None,
         stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
+        tool_use: ToolUse | None = None,
     ) -> TextStream:
         """The reply as text pieces; ``close()`` it to stop generating.
 
         ``last_stats.finish_reason`` says why it ended: stop, length (``max_tokens``),
         repetition (it began to loop; ``engine.repetition``) or cancelled.  ``stop``
-        adds stop strings to the chat format's.
+        adds stop strings to the chat format's.  ``reply_format`` / ``tool_use``: the
+        reply is JSON (valid against the schema) / may call tools; the text is then what
+        the model wrote (``prepare_chat``'s splitter reads the calls out of it).
         """
-        prompt = self.chat_format.prompt(list(messages))
-        return self._stream(replace(prompt, stop_strings=(*prompt.stop_strings, *stop)), sampling)
+        prepared = self.prepare_chat(
+            messages, sampling, stop, reply_format=reply_format, tool_use=tool_use
+        )
+        return self.stream_prepared(prepared)
+
+    def prepare_chat(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
+        tool_use: ToolUse | None = None,
+    ) -> PreparedChat:
+        """The turn ready to run (prompt, sampling with its grammar, reply splitter);
+        ``InvalidRequest`` for a schema or tool that cannot be enforced."""
+        if sampling is None:
+            sampling = self.default_sampling(grammar_bound(reply_format, tool_use))
+        return prepare_chat(
+            self.chat_format,
+            messages,
+            sampling,
+            stop,
+            reply_format=reply_format,
+            tool_use=tool_use,
+            passthrough=self.local is None,
+        )
+
+    def stream_prepared(self, prepared: PreparedChat) -> TextStream:
+        return self._stream(prepared.prompt, prepared.sampling)
+
+    @overload
+    def structured(
+        self,
+        messages: Conversation,
+        schema: type[ModelT],
+        sampling: SamplingParams | None = None,
+    ) -> ModelT: ...
+
+    @overload
+    def structured(
+        self,
+        messages: Conversation,
+        schema: Mapping[str, Any] | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> dict[str, Any]: ...
+
+    def structured(
+        self,
+        messages: Conversation,
+        schema: Mapping[str, Any] | type[BaseModel] | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> Any:
+        """The reply as JSON valid against ``schema`` (a JSON schema, or a pydantic model
+        class: then an instance of it; None: any JSON object), enforced by the sampler.
+
+        ``InvalidRequest`` for a schema keyword the grammar cannot enforce; ``EngineError``
+        when the reply stopped (``max_tokens``, the context) before the JSON was whole."""
+        reply_format = reply_format_for(schema)
+        stream = self.stream_chat(_turns(messages), sampling, reply_format=reply_format)
+        with closing(stream):  # a stream left open keeps its slot
+            text = "".join(stream)
+        return parse_reply(text, schema, stream.stats)
+
+    def call_tools(
+        self,
+        messages: Conversation,
+        tools: Sequence[ToolSpec | Callable[..., Any]],
+        *,
+        choice: Literal["none", "auto", "required"] = "auto",
+        function: str | None = None,
+        parallel: bool = True,
+        sampling: SamplingParams | None = None,
+    ) -> ToolReply:
+        """One turn with ``tools`` (``ToolSpec``s, or Python functions: their signature
+        and docstring describe them): the answer's text and the calls the model made.
+        ``choice`` "required" (or ``function``, one tool's name) makes it call."""
+        tool_use = ToolUse(tool_specs(tools), choice, function, parallel)
+        prepared = self.prepare_chat(_turns(messages), sampling, tool_use=tool_use)
+        stream = self.stream_prepared(prepared)
+        with closing(stream):  # a stream left open keeps its slot
+            return collect_reply(prepared.splitter(), stream, stream.stats)
 
     def stream_completion(
         self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
@@ -164,3 +279,7 @@ class LoadedModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _turns(messages: Conversation) -> list[Message]:
+    return [Message("user", messages)] if isinstance(messages, str) else list(messages)

@@ -1,0 +1,385 @@
+"""Structured output and tool calls: a chat turn's prompt, grammar and reply parser.
+
+``prepare_chat`` turns one request (messages, sampling, a ``ReplyFormat`` and/or a
+``ToolUse``) into what the backend runs: the prompt (with the tools, in the model's own
+call syntax or the generic JSON fallback), the sampling with the grammar the sampler
+enforces, and a ``ReplySplitter`` factory that splits the reply into answer text,
+thinking and ``ToolCall``s as it streams.  A model a server runs (``passthrough``) gets
+the request itself: the server enforces it, and the remote backend writes the calls it
+sends back as ``<tool_call>`` blocks for the splitter to read.
+
+``check_structured_request`` refuses a bad schema or tool before any model loads; ``parse_reply``
+reads a finished structured reply (the Python API's ``LoadedModel.structured``).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ValidationError, create_model
+
+from localchat.errors import EngineError, InvalidRequest
+from localchat.formats import ChatFormat, ReplyParser, ReplyPart
+from localchat.formats.base import PartKind
+from localchat.formats.structured import (
+    check_json_schema,
+    grammar_for_json_object,
+    grammar_for_json_schema,
+    schema_dict,
+)
+from localchat.formats.tools import (
+    FunctionChoice,
+    ToolCallParser,
+    ToolChoice,
+    native_syntax,
+    tool_prompt,
+)
+from localchat.formats.tools.base import PlainParser, prepare_tools
+from localchat.formats.tools.native import Hermes
+from localchat.types import (
+    GenerationStats,
+    Message,
+    PromptSpec,
+    ReplyFormat,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+    ToolUse,
+)
+
+THINKING_KINDS = frozenset({"thinking", "reflection"})
+ReplyEvent = ReplyPart | ToolCall  # what a ``ReplySplitter`` hands on
+
+
+@dataclass(frozen=True)
+class PreparedChat:
+    """One chat turn ready to run: ``prompt`` and ``sampling`` go to the backend;
+    ``splitter()`` is a fresh parser for the reply."""
+
+    prompt: PromptSpec
+    sampling: SamplingParams
+    splitter: Callable[[], ReplySplitter]
+    structured: bool = False  # the whole reply is JSON, by grammar (a format or a call)
+
+
+def check_structured_request(reply_format: ReplyFormat | None, tool_use: ToolUse | None) -> None:
+    """``InvalidRequest`` for what no model can run: a schema keyword the grammar cannot
+    enforce, a bad tool, or a format and optional calls together (see ``prepare_chat``)."""
+    if reply_format is not None and reply_format.schema is not None:
+        check_json_schema(reply_format.schema, "response format schema")
+    if tool_use is None:
+        return
+    prepare_tools(list(tool_use.tools))
+    if not tool_use.tools and (tool_use.function is not None or tool_use.choice == "required"):
+        raise InvalidRequest("tool_choice requires a call, but no tools were given")
+    if reply_format is not None and _may_answer(tool_use):
+        raise InvalidRequest(
+            "a response format together with tools the model may call or not "
+            "(tool_choice auto) is not supported",
+            hint='send tool_choice "none" or "required", or the format on the final turn',
+        )
+
+
+def tool_support(fmt: ChatFormat) -> str:
+    """How this format's model calls tools, for ``show``: its own syntax (native), or the
+    generic fallback (the tools described in the system turn, calls as one JSON object)."""
+    syntax = native_syntax(fmt)
+    return f"native ({syntax.name} syntax)" if syntax else "generic JSON fallback"
+
+
+def has_native_tools(fmt: ChatFormat) -> bool:
+    return native_syntax(fmt) is not None
+
+
+def grammar_bound(reply_format: ReplyFormat | None, tool_use: ToolUse | None) -> bool:
+    """Whether the whole reply is JSON by grammar: a format, or a call that must be made.
+    Such a reply is bounded by its grammar, not by a base model's short default limit or
+    the repetition guard (an array of equal items is not a loop)."""
+    return reply_format is not None or _calls_only(tool_use)
+
+
+def prepare_chat(
+    fmt: ChatFormat,
+    messages: Sequence[Message],
+    sampling: SamplingParams,
+    stop: Sequence[str] = (),
+    *,
+    reply_format: ReplyFormat | None = None,
+    tool_use: ToolUse | None = None,
+    passthrough: bool = False,
+) -> PreparedChat:
+    """The prompt, sampling (with its grammar) and reply splitter for one turn.
+
+    With tools the model must call (``required`` or a named function) a response format
+    does not apply (calls are not the answer); with optional calls it is refused
+    (``check_structured_request``).  Earlier tool calls and results in ``messages`` are rendered
+    through the model's template, or written as the generic fallback's JSON turns."""
+    check_structured_request(reply_format, tool_use)
+    bound = grammar_bound(reply_format, tool_use)
+    if bound:
+        sampling = replace(sampling, stop_on_repetition=False)
+    if passthrough:
+        prompt = fmt.prompt(list(messages))
+        prompt = replace(prompt, reply_format=reply_format, tool_use=tool_use)
+        names = [tool.name for tool in tool_use.tools] if tool_use else []
+        calls = partial(Hermes().parser, names) if names else PlainParser
+        return _prepared(fmt, prompt, sampling, stop, calls, bound)
+    if (tool_use is not None and tool_use.tools) or _has_tool_turns(messages):
+        return _with_tools(fmt, messages, sampling, stop, reply_format, tool_use, bound)
+    prompt = fmt.prompt(list(messages))
+    if reply_format is not None:
+        sampling = replace(sampling, grammar=reply_grammar(reply_format), grammar_triggers=())
+    return _prepared(fmt, prompt, sampling, stop, PlainParser, bound)
+
+
+def reply_grammar(reply_format: ReplyFormat) -> str:
+    """The GBNF grammar for ``reply_format``."""
+    if reply_format.schema is None:
+        return grammar_for_json_object()
+    return grammar_for_json_schema(reply_format.schema, "response format schema")
+
+
+def _with_tools(
+    fmt: ChatFormat,
+    messages: Sequence[Message],
+    sampling: SamplingParams,
+    stop: Sequence[str],
+    reply_format: ReplyFormat | None,
+    tool_use: ToolUse | None,
+    bound: bool,
+) -> PreparedChat:
+    tools = list(tool_use.tools) if tool_use is not None else []
+    choice = _tool_choice(tool_use) if tool_use is not None else "none"
+    parallel = tool_use.parallel if tool_use is not None else True
+    turn = tool_prompt(fmt, messages, tools, choice, parallel)
+    grammar, triggers = turn.grammar, turn.grammar_triggers
+    if grammar is None and reply_format is not None:
+        grammar, triggers = reply_grammar(reply_format), ()
+    sampling = replace(sampling, grammar=grammar, grammar_triggers=triggers)
+    return _prepared(fmt, turn.prompt, sampling, stop, turn.parser_factory, bound)
+
+
+def _prepared(
+    fmt: ChatFormat,
+    prompt: PromptSpec,
+    sampling: SamplingParams,
+    stop: Sequence[str],
+    calls: Callable[[], ToolCallParser],
+    bound: bool,
+) -> PreparedChat:
+    prompt = replace(prompt, stop_strings=(*prompt.stop_strings, *stop))
+    splitter = partial(ReplySplitter, fmt.reply_parser, calls)
+    return PreparedChat(prompt, sampling, splitter, bound)
+
+
+def _tool_choice(tool_use: ToolUse) -> ToolChoice:
+    if tool_use.function is not None:
+        return FunctionChoice(tool_use.function)
+    return tool_use.choice
+
+
+def _may_answer(tool_use: ToolUse) -> bool:
+    """The model may answer instead of calling (``auto`` with tools to call)."""
+    return bool(tool_use.tools) and tool_use.function is None and tool_use.choice == "auto"
+
+
+def _calls_only(tool_use: ToolUse | None) -> bool:
+    if tool_use is None or not tool_use.tools:
+        return False
+    return tool_use.function is not None or tool_use.choice == "required"
+
+
+def _has_tool_turns(messages: Sequence[Message]) -> bool:
+    return any(message.tool_calls or message.role == "tool" for message in messages)
+
+
+class ReplySplitter:
+    """A reply as it streams, split into ``ReplyPart``s (thinking kinds apart from the
+    answer) and ``ToolCall``s.  The format's thinking parser runs first; the answer's
+    text then goes through the tool-call parser.  Calls without an id get ``call_…``."""
+
+    def __init__(
+        self,
+        thinking: Callable[[], ReplyParser | None],
+        calls: Callable[[], ToolCallParser],
+    ) -> None:
+        self.thinking = thinking()
+        self.calls = calls()
+        self.kind: PartKind = "text"  # the kind of the answer text fed last
+        self.called = False
+
+    def feed(self, piece: str) -> list[ReplyEvent]:
+        if self.thinking is None:
+            return self._answer(self.calls.feed(piece))
+        return self._parts(self.thinking.feed(piece))
+
+    def finish(self) -> list[ReplyEvent]:
+        events = self._parts(self.thinking.finish()) if self.thinking is not None else []
+        return events + self._answer(self.calls.finish())
+
+    def _parts(self, parts: Sequence[ReplyPart]) -> list[ReplyEvent]:
+        events: list[ReplyEvent] = []
+        for part in parts:
+            if part.kind in THINKING_KINDS:
+                events.append(part)
+            else:
+                self.kind = part.kind
+                events.extend(self._answer(self.calls.feed(part.text)))
+        return events
+
+    def _answer(self, items: Sequence[str | ToolCall]) -> list[ReplyEvent]:
+        events: list[ReplyEvent] = []
+        for item in items:
+            if isinstance(item, ToolCall):
+                self.called = True
+                events.append(item if item.id else replace(item, id=new_call_id()))
+            elif item:
+                events.append(ReplyPart(self.kind, item))
+        return events
+
+
+def new_call_id() -> str:
+    """OpenAI's shape of a call id, for a call the model wrote without one."""
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+# -- the Python API's replies ---------------------------------------------------------
+
+
+@dataclass
+class ToolReply:
+    """A turn with tools, whole: the answer's text, the calls, and the stats."""
+
+    text: str
+    calls: list[ToolCall]
+    stats: GenerationStats
+    thinking: str = ""
+
+    def as_message(self) -> Message:
+        """The assistant turn to put back in the conversation, before the tool results."""
+        return Message("assistant", self.text, tuple(self.calls))
+
+
+def collect_reply(
+    splitter: ReplySplitter, pieces: Iterable[str], stats: GenerationStats
+) -> ToolReply:
+    """Run ``pieces`` (a ``TextStream``) through ``splitter`` into a ``ToolReply``."""
+    text: list[str] = []
+    thinking: list[str] = []
+    calls: list[ToolCall] = []
+    for piece in pieces:
+        _sort(splitter.feed(piece), text, thinking, calls)
+    _sort(splitter.finish(), text, thinking, calls)
+    return ToolReply("".join(text), calls, stats, "".join(thinking))
+
+
+def _sort(
+    events: Sequence[ReplyEvent], text: list[str], thinking: list[str], calls: list[ToolCall]
+) -> None:
+    for event in events:
+        if isinstance(event, ToolCall):
+            calls.append(event)
+        elif event.kind in THINKING_KINDS:
+            thinking.append(event.text)
+        else:
+            text.append(event.text)
+
+
+def tool_specs(tools: Sequence[ToolSpec | Callable[..., Any]]) -> tuple[ToolSpec, ...]:
+    """Tools as ``ToolSpec``s: a Python function is described by its name, its docstring's
+    first paragraph and its parameters' annotations (as JSON schema, through pydantic)."""
+    return tuple(tool if isinstance(tool, ToolSpec) else _function_spec(tool) for tool in tools)
+
+
+def _function_spec(function: Callable[..., Any]) -> ToolSpec:
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(function).parameters.items():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        annotation = parameter.annotation
+        if annotation is inspect.Parameter.empty:
+            annotation = Any
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[name] = (annotation, default)
+    try:
+        hints = get_type_hints(function)
+    except (NameError, TypeError):  # an annotation that does not resolve: keep it as written
+        hints = {}
+    for name, hint in hints.items():
+        if name in fields:
+            fields[name] = (hint, fields[name][1])
+    model = create_model(f"{function.__name__}_arguments", **fields)
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    doc = inspect.getdoc(function) or ""
+    description = doc.split("\n\n")[0].strip()
+    return ToolSpec(function.__name__, description, schema)
+
+
+def reply_format_for(schema: Mapping[str, Any] | type[BaseModel] | None) -> ReplyFormat:
+    """A schema (a JSON-schema mapping or a pydantic model class) as a ``ReplyFormat``;
+    None: any JSON object."""
+    if schema is None:
+        return ReplyFormat()
+    name = schema.__name__ if isinstance(schema, type) else "reply"
+    return ReplyFormat(schema_dict(schema, "schema"), name)
+
+
+def parse_reply(
+    text: str, schema: Mapping[str, Any] | type[BaseModel] | None, stats: GenerationStats
+) -> Any:
+    """A finished structured reply as a dict (or ``schema``'s pydantic model).
+
+    ``EngineError`` when it is not the JSON asked for: cut short by ``max_tokens``, the
+    context or a stop string, or (from a server that does not enforce formats) invalid."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        raise EngineError(_cut_short(stats), hint=_cut_hint(stats)) from None
+    if isinstance(schema, type) and issubclass(schema, BaseModel):
+        try:
+            return schema.model_validate(value)
+        except ValidationError as exc:
+            raise EngineError(f"the reply does not match {schema.__name__}: {exc}") from None
+    if not isinstance(value, dict):
+        raise EngineError("the reply is JSON but not an object")
+    if schema is not None:
+        _validate(value, schema)
+    return value
+
+
+def _validate(value: Any, schema: Mapping[str, Any]) -> None:
+    from jsonschema import exceptions, validators  # ~80 ms to import: only when needed
+
+    cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+    try:
+        cls(schema).validate(value)
+    except exceptions.ValidationError as exc:
+        raise EngineError(f"the reply does not match the schema: {exc.message}") from None
+
+
+def _cut_short(stats: GenerationStats) -> str:
+    if stats.finish_reason == "length":
+        return (
+            f"the reply stopped at {stats.completion_tokens} tokens, before its JSON was complete"
+        )
+    return f"the reply ended ({stats.finish_reason}) before its JSON was complete"
+
+
+def _cut_hint(stats: GenerationStats) -> str | None:
+    if stats.finish_reason == "length":
+        return "raise max_tokens (or the context size)"
+    if stats.finish_reason == "stop":
+        return "a stop string may have cut it: check the stop strings"
+    return None
+
+
+def json_text(value: Any) -> str:
+    """Compact JSON, as tool-call arguments are sent."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
