@@ -91,6 +91,11 @@ class Options(RequestModel):
     frequency_penalty: Penalty | None = None
     seed: Seed | None = None
     stop: Stop = None
+    # localchat's extras, as OpenAI has them (clients send them in their options mapping):
+    # tool_choice "none", "auto", "required", or a tool's name (the model must call that
+    # one); parallel_tool_calls false allows one call
+    tool_choice: str | None = Field(default=None, min_length=1, max_length=64)
+    parallel_tool_calls: bool | None = None
     # refused unless "off" (protocol.refusals.OLLAMA_OPTIONS)
     mirostat: int | None = Field(default=None, ge=0, le=2)
     tfs_z: float | None = None
@@ -197,8 +202,16 @@ class ChatRequest(_Generation):
         return [tool.to_spec() for tool in self.tools or ()]
 
     def tool_use(self) -> ToolUse | None:
-        """Ollama has no ``tool_choice``: the model may call the tools, or answer."""
-        return ToolUse(tuple(self.tool_specs())) if self.tools else None
+        """The tools; the model may call them or answer, unless ``options.tool_choice``
+        (localchat's extra) says otherwise."""
+        choice = self.options.tool_choice
+        if not self.tools and choice in (None, "none", "auto"):
+            return None
+        specs = tuple(self.tool_specs())
+        parallel = self.options.parallel_tool_calls is not False
+        if choice in (None, "none", "auto", "required"):
+            return ToolUse(specs, choice or "auto", None, parallel)
+        return ToolUse(specs, "required", choice, parallel)
 
 
 class GenerateRequest(_Generation):

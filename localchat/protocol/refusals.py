@@ -119,6 +119,11 @@ OLLAMA_CHAT: tuple[Refusal[ChatRequest], ...] = (
 
 OLLAMA_GENERATE: tuple[Refusal[GenerateRequest], ...] = (
     Refusal("images", lambda r: bool(r.images), NO_PROJECTOR),
+    Refusal(
+        "options.tool_choice",
+        lambda r: r.options.tool_choice not in (None, "none", "auto"),
+        "tools are called through /api/chat",
+    ),
     Refusal("suffix", lambda r: bool(r.suffix), "fill-in-the-middle (suffix) is not supported"),
     Refusal(
         "template", lambda r: bool(r.template), "the model's own chat format applies, not this"

@@ -162,8 +162,7 @@ async def start_generation(
     entry = await pool.entry_for(ref, n_ctx)
     parser = None
     try:
-        bound = services.grammar_bound(reply_format, tool_use)
-        params = to_sampling(entry.model.default_sampling(bound))
+        params = to_sampling(entry.model.default_sampling())
         if messages is not None:
             prepared = await asyncio.to_thread(
                 entry.model.prepare_chat,

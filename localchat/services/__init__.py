@@ -66,7 +66,6 @@ if TYPE_CHECKING:
         ReplySplitter,
         ToolReply,
         check_structured_request,
-        grammar_bound,
         tool_support,
     )
     from localchat.store import LocalModel
@@ -113,7 +112,6 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "ReplySplitter",
         "ToolReply",
         "check_structured_request",
-        "grammar_bound",
         "tool_support",
     ),
     "store": ("LocalModel",),
@@ -161,7 +159,6 @@ __all__ = [
     "detect_hardware",
     "echo_engine_log",
     "find_on_disk",
-    "grammar_bound",
     "hardware_json",
     "hub_quants",
     "installed_models",

@@ -20,7 +20,6 @@ from localchat.services.structured import (
     PreparedChat,
     ToolReply,
     collect_reply,
-    grammar_bound,
     parse_reply,
     prepare_chat,
     reply_format_for,
@@ -132,19 +131,13 @@ class LoadedModel:
         """The system prompt a new conversation starts with (settings.toml's), if any."""
         return self.user_settings.system_prompt or None
 
-    def default_sampling(self, grammar_bound: bool = False) -> SamplingParams:
+    def default_sampling(self) -> SamplingParams:
         """Sampling for this model: ``DEFAULT_MAX_TOKENS``, then the chat format's and the
-        catalog entry's recommendations, then the user's settings over them.
-
-        ``grammar_bound``: the whole reply is JSON by grammar (a response format, a call
-        that must be made), so a base model's short default limit does not apply: the
-        grammar ends the reply."""
+        catalog entry's recommendations, then the user's settings over them."""
         values: dict[str, Any] = {
             "max_tokens": DEFAULT_MAX_TOKENS,
             **self.chat_format.default_sampling,
         }
-        if grammar_bound:
-            values["max_tokens"] = DEFAULT_MAX_TOKENS
         entry = self.ref.entry
         if entry is not None:
             values.update(entry.sampling)
@@ -184,12 +177,10 @@ class LoadedModel:
     ) -> PreparedChat:
         """The turn ready to run (prompt, sampling with its grammar, reply splitter);
         ``InvalidRequest`` for a schema or tool that cannot be enforced."""
-        if sampling is None:
-            sampling = self.default_sampling(grammar_bound(reply_format, tool_use))
         return prepare_chat(
             self.chat_format,
             messages,
-            sampling,
+            sampling or self.default_sampling(),
             stop,
             reply_format=reply_format,
             tool_use=tool_use,

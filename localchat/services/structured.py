@@ -99,8 +99,9 @@ def has_native_tools(fmt: ChatFormat) -> bool:
 
 def grammar_bound(reply_format: ReplyFormat | None, tool_use: ToolUse | None) -> bool:
     """Whether the whole reply is JSON by grammar: a format, or a call that must be made.
-    Such a reply is bounded by its grammar, not by a base model's short default limit or
-    the repetition guard (an array of equal items is not a loop)."""
+    The repetition guard stays off for such a reply: an array of equal items is data, not
+    a loop, and a reply cut short is not JSON anyway; its grammar (``maxLength``,
+    ``maxItems``) and ``max_tokens`` bound it."""
     return reply_format is not None or _calls_only(tool_use)
 
 

@@ -282,7 +282,10 @@ def test_tool_choice_and_formats_become_tool_use_and_reply_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     assert openai_body(response_format={"type": "text"}).reply_format() is None
     assert openai_body(response_format={"type": "json_object"}).reply_format() == ReplyFormat()
-    as_schema = {"type": "json_schema", "json_schema": {"name": "n", "schema": schema, "strict": True}}
+    as_schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "n", "schema": schema, "strict": True},
+    }
     assert openai_body(response_format=as_schema).reply_format() == ReplyFormat(schema, "n")
     without = {"type": "json_schema", "json_schema": {"name": "n"}}
     assert openai_body(response_format=without).reply_format() == ReplyFormat(None, "n")
