@@ -120,6 +120,7 @@ _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in nam
 
 __all__ = [
     "DEFAULT_MAX_TOKENS",
+    "THINKING_KINDS",
     "AmxStatus",
     "BenchRequest",
     "BenchResult",
@@ -148,7 +149,6 @@ __all__ = [
     "ReplyRecorder",
     "ReplySplitter",
     "StderrProgress",
-    "THINKING_KINDS",
     "ToolReply",
     "WhatIf",
     "build_code",
