@@ -1,4 +1,5 @@
-"""``localchat show MODEL``: the chat format a model gets and the exact prompt it sees."""
+"""``localchat show MODEL``: the chat format a model gets, how it calls tools (its own
+syntax, or the generic JSON fallback), and the exact prompt it sees."""
 
 from __future__ import annotations
 
@@ -84,6 +85,7 @@ def _print_summary(info: ModelInfo) -> None:
         ("BOS in prompt", _bos_words(spec.has_bos)),
         ("sampling", _sampling_words(chat_format.default_sampling)),
         ("reply parts", _parts_words(chat_format.reply_parser() is not None)),
+        ("tools", services.tool_support(chat_format)),
     ]
     for label, value in rows:
         if value:
