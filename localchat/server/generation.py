@@ -148,16 +148,18 @@ async def start_generation(
     log: RequestRecord | None = None,
     reply_format: ReplyFormat | None = None,
     tool_use: ToolUse | None = None,
+    schema_field: str = "format",
 ) -> Generation:
     """Check the prompt's size (and a schema's or tools' keywords), load (or find) the
     model, prepare the turn (prompt, grammar), wait for its turn and read the first piece,
     so that errors (prompt too long, a schema the grammar cannot enforce, engine failure)
     become an HTTP status, not a broken stream.  ``to_sampling`` lays the request's
-    sampling over the model's.  The caller must ``await generation.finish()``
-    (``FinishingResponse`` does).  With ``serve --history`` the exchange is then saved."""
+    sampling over the model's; ``schema_field`` names the schema in a 400.  The caller
+    must ``await generation.finish()`` (``FinishingResponse`` does).  With ``serve
+    --history`` the exchange is then saved."""
     texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
     check_prompt_size(texts, state.config.max_prompt_chars)
-    await asyncio.to_thread(services.check_structured_request, reply_format, tool_use)
+    await asyncio.to_thread(services.check_structured_request, reply_format, tool_use, schema_field)
     pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
     parser = None

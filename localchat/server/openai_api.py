@@ -102,6 +102,7 @@ async def _respond(
         log=request_record(request),
         reply_format=reply_format,
         tool_use=tool_use,
+        schema_field="response_format.json_schema.schema",
     )
     reply = _Reply(kind, generation.model.name)
     if body.stream:

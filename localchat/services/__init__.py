@@ -66,6 +66,7 @@ if TYPE_CHECKING:
         ReplySplitter,
         ToolReply,
         check_structured_request,
+        parse_reply,
         tool_support,
     )
     from localchat.store import LocalModel
@@ -112,6 +113,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "ReplySplitter",
         "ToolReply",
         "check_structured_request",
+        "parse_reply",
         "tool_support",
     ),
     "store": ("LocalModel",),
@@ -166,6 +168,7 @@ __all__ = [
     "messages_from_json",
     "named_models",
     "open_model",
+    "parse_reply",
     "plan_hardware",
     "plan_model",
     "pull_model",

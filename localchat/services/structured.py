@@ -54,6 +54,7 @@ from localchat.types import (
 )
 
 THINKING_KINDS = frozenset({"thinking", "reflection"})
+SCHEMA_WHERE = "response format schema"  # how a refusal names the schema by default
 ReplyEvent = ReplyPart | ToolCall  # what a ``ReplySplitter`` hands on
 
 
@@ -68,11 +69,14 @@ class PreparedChat:
     structured: bool = False  # the whole reply is JSON, by grammar (a format or a call)
 
 
-def check_structured_request(reply_format: ReplyFormat | None, tool_use: ToolUse | None) -> None:
+def check_structured_request(
+    reply_format: ReplyFormat | None, tool_use: ToolUse | None, where: str = SCHEMA_WHERE
+) -> None:
     """``InvalidRequest`` for what no model can run: a schema keyword the grammar cannot
-    enforce, a bad tool, or a format and optional calls together (see ``prepare_chat``)."""
+    enforce, a bad tool, or a format and optional calls together (see ``prepare_chat``).
+    ``where`` names the schema in the message (the request's field)."""
     if reply_format is not None and reply_format.schema is not None:
-        check_json_schema(reply_format.schema, "response format schema")
+        check_json_schema(reply_format.schema, where)
     if tool_use is None:
         return
     prepare_tools(list(tool_use.tools))
@@ -143,7 +147,7 @@ def reply_grammar(reply_format: ReplyFormat) -> str:
     """The GBNF grammar for ``reply_format``."""
     if reply_format.schema is None:
         return grammar_for_json_object()
-    return grammar_for_json_schema(reply_format.schema, "response format schema")
+    return grammar_for_json_schema(reply_format.schema, SCHEMA_WHERE)
 
 
 def _with_tools(
@@ -375,7 +379,7 @@ def _cut_short(stats: GenerationStats) -> str:
 
 def _cut_hint(stats: GenerationStats) -> str | None:
     if stats.finish_reason == "length":
-        return "raise max_tokens (or the context size)"
+        return "raise max_tokens (ask: --max-tokens) or the context size"
     if stats.finish_reason == "stop":
         return "a stop string may have cut it: check the stop strings"
     return None
