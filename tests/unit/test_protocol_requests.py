@@ -299,6 +299,14 @@ def test_tool_choice_and_formats_become_tool_use_and_reply_format() -> None:
     assert ollama_body(format=schema).reply_format() == ReplyFormat(schema, "format")
     assert ollama_body(tools=[tool]).tool_use() == ToolUse(spec)
     assert ollama_body().tool_use() is None
+    # localchat's extras in Ollama's options, as OpenAI has them
+    forced = ollama_body(tools=[tool], options={"tool_choice": "required",
+                                                "parallel_tool_calls": False})  # fmt: skip
+    assert forced.tool_use() == ToolUse(spec, "required", None, False)
+    assert ollama_body(tools=[tool], options={"tool_choice": "f"}).tool_use() == ToolUse(
+        spec, "required", "f")  # fmt: skip
+    raw = json.dumps({"model": "m", "prompt": "p", "options": {"tool_choice": "required"}})
+    assert refused(raw.encode(), ollama_wire.GenerateRequest).startswith("options.tool_choice: ")
 
 
 # -- one rule each -----------------------------------------------------------------------
