@@ -2,12 +2,13 @@
 temperature and the seeded draw, applied to its logits in the batch.
 
 With a grammar, a token is drawn the way llama-server draws it: first without the
-grammar, then that one token is checked against it; only when the grammar refuses it is
-the whole vocabulary masked and the token drawn again from what the grammar allows.
-Masking a 262k vocabulary every step costs several times the forward pass of a small
-model; checking one token costs nothing.  Greedy decoding picks exactly the token the
-grammar-first order would; a sampled reply always obeys the grammar, with a draw that
-favours the model's own top choices as llama-server's does.
+grammar, then that one token is checked against it.  Only when the grammar refuses it is
+the token drawn again, from what the grammar allows among the model's ``SHORTLIST`` most
+likely tokens, and from the whole vocabulary masked by the grammar when none of those is
+allowed.  Masking a 262k vocabulary costs several forward passes of a small model;
+checking one token, or a shortlist, costs almost nothing.  Greedy decoding picks exactly
+the token the grammar-first order would; a sampled reply always obeys the grammar, with a
+draw that favours the model's own top choices as llama-server's does.
 
 A grammar that does not parse is an ``InvalidRequest`` here, before anything runs:
 llama.cpp answers NULL for a bad GBNF string, but a lazy grammar's trigger pattern
@@ -23,6 +24,7 @@ import ctypes
 import math
 import re
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +36,7 @@ from localchat.llamacpp.model import LlamaModel
 from localchat.types import SamplingParams
 
 PENALTY_LAST_N = 64  # tokens the repeat/presence/frequency penalties look back over
+SHORTLIST = 512  # tokens checked against the grammar before the whole vocabulary is
 _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])
 _GROUP_EXTENSIONS = frozenset(":=!")  # (?:  (?=  (?!  - the only (?...) ECMAScript has
 _QUANTIFIER = re.compile(r"\{\d+(,\d*)?\}")
@@ -50,6 +53,9 @@ class Sampler:
         self._chain = C.llama_sampler_chain_init(chain_params)
         self._grammar: C.llama_sampler_p | None = None  # not in the chain: see the docstring
         self._candidates: _Candidates | None = None
+        # Without penalties no sampler of the chain keeps state when a token is accepted,
+        # so the chain may draw (and accept) a token the grammar then refuses.
+        self._stateless = not _penalised(sampling)
         try:
             if sampling.grammar and sampling.grammar.strip():
                 self._grammar = _grammar(model, sampling.grammar, sampling.grammar_triggers)
@@ -95,11 +101,15 @@ class Sampler:
             return int(C.llama_sampler_sample(self._chain, context.handle, index))
         logits = C.llama_get_logits_ith(context.handle, index)
         candidates = self._candidates
-        token = candidates.draw(self._chain, logits)
+        if self._stateless:  # the draw in C, as without a grammar
+            token = int(C.llama_sampler_sample(self._chain, context.handle, index))
+        else:
+            token = candidates.draw(self._chain, logits)
         if not _allows(self._grammar, token):
-            token = candidates.draw(self._chain, logits, first=self._grammar)
+            token = candidates.draw_allowed(self._chain, self._grammar, logits)
         C.llama_sampler_accept(self._grammar, token)
-        C.llama_sampler_accept(self._chain, token)
+        if not self._stateless:
+            C.llama_sampler_accept(self._chain, token)
         return token
 
     def close(self) -> None:
@@ -112,14 +122,14 @@ class Sampler:
 
 
 class _Candidates:
-    """One sequence's buffer of (token, logit, p) for every token of the vocabulary."""
+    """One sequence's buffers of (token, logit, p): the whole vocabulary, and a shortlist."""
 
     def __init__(self, n_vocab: int) -> None:
         self.n_vocab = n_vocab
         self.ids = np.arange(n_vocab, dtype=np.int32)
-        self.data = np.zeros(n_vocab, dtype=_TOKEN_DATA)
-        pointer = ctypes.cast(self.data.ctypes.data, ctypes.POINTER(C.llama_token_data))
-        self.array = C.llama_token_data_array(pointer, n_vocab, -1, False)
+        self.data, self.array = _token_data(n_vocab)
+        self.shortlist = min(SHORTLIST, n_vocab)
+        self.short, self.short_array = _token_data(self.shortlist)
 
     def draw(
         self, chain: C.llama_sampler_p, logits: object, first: C.llama_sampler_p | None = None
@@ -129,11 +139,46 @@ class _Candidates:
         self.data["id"] = self.ids  # the samplers sort and cut the array in place
         self.data["logit"] = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
         self.data["p"] = 0.0
-        self.array.size, self.array.selected, self.array.sorted = self.n_vocab, -1, False
-        if first is not None:
-            C.llama_sampler_apply(first, ctypes.byref(self.array))
-        C.llama_sampler_apply(chain, ctypes.byref(self.array))
-        return int(self.array.data[self.array.selected].id)  # a sampler may move ``data``
+        return _apply(self.array, self.n_vocab, first, chain)
+
+    def draw_allowed(
+        self, chain: C.llama_sampler_p, grammar: C.llama_sampler_p, logits: object
+    ) -> int:
+        """The token ``chain`` draws among those ``grammar`` allows: from the shortlist of
+        the most likely ones if it allows any, else from the whole vocabulary."""
+        view = np.ctypeslib.as_array(logits, shape=(self.n_vocab,))
+        top = np.argpartition(view, -self.shortlist)[-self.shortlist :]
+        self.short["id"] = top
+        self.short["logit"] = view[top]
+        self.short["p"] = 0.0
+        self.short_array.size, self.short_array.selected = self.shortlist, -1
+        self.short_array.sorted = False
+        C.llama_sampler_apply(grammar, ctypes.byref(self.short_array))
+        size = self.short_array.size
+        if not np.isfinite(self.short["logit"][:size]).any():
+            return self.draw(chain, logits, first=grammar)
+        return _apply(self.short_array, size, None, chain)
+
+
+def _token_data(size: int) -> tuple[np.ndarray[Any, Any], C.llama_token_data_array]:
+    data = np.zeros(size, dtype=_TOKEN_DATA)
+    pointer = ctypes.cast(data.ctypes.data, ctypes.POINTER(C.llama_token_data))
+    return data, C.llama_token_data_array(pointer, size, -1, False)
+
+
+def _apply(
+    array: C.llama_token_data_array,
+    size: int,
+    first: C.llama_sampler_p | None,
+    chain: C.llama_sampler_p,
+) -> int:
+    """Run ``first`` (if given) and ``chain`` over the first ``size`` entries of ``array``;
+    the token selected."""
+    array.size, array.selected, array.sorted = size, -1, False
+    if first is not None:
+        C.llama_sampler_apply(first, ctypes.byref(array))
+    C.llama_sampler_apply(chain, ctypes.byref(array))
+    return int(array.data[array.selected].id)  # a sampler may move ``data``
 
 
 def _allows(grammar: C.llama_sampler_p, token: int) -> bool:
