@@ -37,12 +37,13 @@ def show(model: str, render_file: IO[str] | None) -> None:
     """Show MODEL's chat format, stop strings/tokens, sampling and a rendered prompt.
 
     With --render FILE.json (or - for stdin), print only the prompt the given
-    OpenAI-style messages render to, generation prompt appended.
+    OpenAI-style messages render to, generation prompt appended (tool calls and
+    results included, as the model sees them).
     """
     info = services.show_model(model)
     if render_file is not None:
         messages = _read_messages(render_file)
-        _write_exact(info.chat_format.render(messages, add_generation_prompt=True))
+        _write_exact(services.render_chat(info.chat_format, messages))
         return
     _print_summary(info)
 

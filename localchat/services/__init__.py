@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         ToolReply,
         check_structured_request,
         parse_reply,
+        render_chat,
         tool_support,
     )
     from localchat.store import LocalModel
@@ -114,6 +115,7 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "ToolReply",
         "check_structured_request",
         "parse_reply",
+        "render_chat",
         "tool_support",
     ),
     "store": ("LocalModel",),
@@ -174,6 +176,7 @@ __all__ = [
     "pull_model",
     "removal_for",
     "remove_models",
+    "render_chat",
     "resolve_model",
     "run_bench",
     "run_doctor",

@@ -143,6 +143,12 @@ def prepare_chat(
     return _prepared(fmt, prompt, sampling, stop, PlainParser, bound)
 
 
+def render_chat(fmt: ChatFormat, messages: Sequence[Message]) -> str:
+    """The prompt text ``messages`` render to, generation prompt appended; earlier tool
+    calls and results as the model sees them (``show --render``)."""
+    return prepare_chat(fmt, messages, SamplingParams()).prompt.text
+
+
 def reply_grammar(reply_format: ReplyFormat) -> str:
     """The GBNF grammar for ``reply_format``."""
     if reply_format.schema is None:
