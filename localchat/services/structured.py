@@ -83,9 +83,10 @@ def check_structured_request(
     if not tool_use.tools and (tool_use.function is not None or tool_use.choice == "required"):
         raise InvalidRequest("tool_choice requires a call, but no tools were given")
     if reply_format is not None and _may_answer(tool_use):
+        field = where.split(".")[0]  # the format's field, where names its schema
         raise InvalidRequest(
-            "a response format together with tools the model may call or not "
-            "(tool_choice auto) is not supported",
+            f"{field}: not supported together with tools the model may call or not "
+            "(tool_choice auto)",
             hint='send tool_choice "none" or "required", or the format on the final turn',
         )
 

@@ -113,8 +113,8 @@ def test_what_cannot_be_run_is_refused_before_any_model() -> None:
     with pytest.raises(InvalidRequest, match="'multipleOf' at /properties/n"):
         bad = {"type": "object", "properties": {"n": {"type": "integer", "multipleOf": 2}}}
         check_structured_request(ReplyFormat(bad), None, "format")
-    with pytest.raises(InvalidRequest, match="tool_choice auto"):
-        check_structured_request(ReplyFormat(), ToolUse((WEATHER,)))
+    with pytest.raises(InvalidRequest, match=r"^format: not supported together .*tool_choice auto"):
+        check_structured_request(ReplyFormat(), ToolUse((WEATHER,)), "format")
     with pytest.raises(InvalidRequest, match="no tools were given"):
         check_structured_request(None, ToolUse((), "required"))
     with pytest.raises(InvalidRequest, match="tool name"):
