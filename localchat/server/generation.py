@@ -181,7 +181,8 @@ async def start_generation(
             if messages is not None:
                 stream = model.stream_prepared(prepared)
             else:
-                stream = model.stream_completion(raw_prompt or "", params, stop=stop)
+                text = raw_prompt or ""
+                stream = model.stream_completion(text, params, stop, reply_format=reply_format)
             return stream
 
         items = pool.generate(entry, start)

@@ -22,6 +22,7 @@ from localchat.services.structured import (
     collect_reply,
     parse_reply,
     prepare_chat,
+    prepare_completion,
     reply_format_for,
     tool_specs,
 )
@@ -243,13 +244,25 @@ class LoadedModel:
             return collect_reply(prepared.splitter(), stream, stream.stats)
 
     def stream_completion(
-        self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
+        self,
+        text: str,
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
     ) -> TextStream:
-        """Continue ``text`` as it is, without the chat format (a raw completion)."""
-        return self._stream(PromptSpec(text=text, stop_strings=tuple(stop)), sampling)
+        """Continue ``text`` as it is, without the chat format (a raw completion);
+        ``reply_format``: the continuation is JSON (valid against the schema)."""
+        prompt, sampling = prepare_completion(
+            text,
+            sampling or self.default_sampling(),
+            stop,
+            reply_format=reply_format,
+            passthrough=self.local is None,
+        )
+        return self._stream(prompt, sampling)
 
-    def _stream(self, prompt: PromptSpec, sampling: SamplingParams | None) -> TextStream:
-        sampling = sampling or self.default_sampling()
+    def _stream(self, prompt: PromptSpec, sampling: SamplingParams) -> TextStream:
         stream = self.backend.stream(prompt, sampling)
         return guard_stream(stream) if sampling.stop_on_repetition else stream
 

@@ -144,6 +144,28 @@ def prepare_chat(
     return _prepared(fmt, prompt, sampling, stop, PlainParser, bound)
 
 
+def prepare_completion(
+    text: str,
+    sampling: SamplingParams,
+    stop: Sequence[str] = (),
+    *,
+    reply_format: ReplyFormat | None = None,
+    passthrough: bool = False,
+) -> tuple[PromptSpec, SamplingParams]:
+    """A raw completion (no chat format): the prompt as it is, and the sampling with the
+    format's grammar when one is asked for."""
+    prompt = PromptSpec(text=text, stop_strings=tuple(stop))
+    if reply_format is None:
+        return prompt, sampling
+    if passthrough:
+        raise InvalidRequest(
+            "format: a server running the model takes a format with a chat, not a raw prompt",
+            hint="send the prompt as a chat (/api/chat, or /api/generate without raw)",
+        )
+    grammar = reply_grammar(reply_format)
+    return prompt, replace(sampling, grammar=grammar, grammar_triggers=(), stop_on_repetition=False)
+
+
 def render_chat(fmt: ChatFormat, messages: Sequence[Message]) -> str:
     """The prompt text ``messages`` render to, generation prompt appended; earlier tool
     calls and results as the model sees them (``show --render``)."""

@@ -318,6 +318,16 @@ def test_ollama_generate_with_a_schema(ollama_client: ollama.Client) -> None:
     City.model_validate_json(reply.response)
 
 
+def test_ollama_raw_generate_with_format_json(ollama_client: ollama.Client) -> None:
+    """``raw`` skips the chat format, not the format: the continuation is still JSON."""
+    reply = ollama_client.generate(
+        model=MODEL, prompt='{"name": "Tom", "species": "cat"}\n', raw=True, format="json",
+        options={"temperature": 0, "seed": 3, "num_predict": 60},
+    )  # fmt: skip
+    assert reply.done_reason == "stop"
+    assert isinstance(json.loads(reply.response), dict)
+
+
 def get_weather(city: str, unit: str) -> str:
     """Get the current weather in a city.
 

@@ -23,6 +23,7 @@ from localchat.services.structured import (
     collect_reply,
     parse_reply,
     prepare_chat,
+    prepare_completion,
     reply_format_for,
     tool_specs,
     tool_support,
@@ -122,6 +123,15 @@ def test_what_cannot_be_run_is_refused_before_any_model() -> None:
     with pytest.raises(InvalidRequest, match="not among the tools"):
         prepare_chat(qwen(), ASK, SAMPLING, tool_use=ToolUse((WEATHER,), "required", "other"))
     check_structured_request(ReplyFormat(), ToolUse((WEATHER,), "required"))  # calls, no answer
+
+
+def test_a_raw_completion_takes_a_format_too() -> None:
+    prompt, sampling = prepare_completion("x", SAMPLING, ["!"], reply_format=ReplyFormat())
+    assert prompt.text == "x" and prompt.stop_strings == ("!",)
+    assert sampling.grammar and not sampling.stop_on_repetition
+    assert prepare_completion("x", SAMPLING)[1] == SAMPLING
+    with pytest.raises(InvalidRequest, match=r"^format: .*with a chat"):
+        prepare_completion("x", SAMPLING, reply_format=ReplyFormat(), passthrough=True)
 
 
 def test_passthrough_sends_the_request_itself() -> None:
