@@ -209,8 +209,10 @@ class ChatRequest(_Generation):
             return None
         specs = tuple(self.tool_specs())
         parallel = self.options.parallel_tool_calls is not False
-        if choice in (None, "none", "auto", "required"):
-            return ToolUse(specs, choice or "auto", None, parallel)
+        if choice is None or choice == "auto":
+            return ToolUse(specs, "auto", None, parallel)
+        if choice in ("none", "required"):
+            return ToolUse(specs, "none" if choice == "none" else "required", None, parallel)
         return ToolUse(specs, "required", choice, parallel)
 
 
