@@ -159,7 +159,9 @@ async def start_generation(
     --history`` the exchange is then saved."""
     texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
     check_prompt_size(texts, state.config.max_prompt_chars)
-    await asyncio.to_thread(services.check_structured_request, reply_format, tool_use, schema_field)
+    if reply_format is not None or tool_use is not None:  # before any model loads
+        check = services.check_structured_request
+        await asyncio.to_thread(check, reply_format, tool_use, schema_field)
     pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
     parser = None
