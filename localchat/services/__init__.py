@@ -64,12 +64,11 @@ if TYPE_CHECKING:
         THINKING_KINDS,
         PreparedChat,
         ReplySplitter,
-        ToolReply,
         check_structured_request,
-        parse_reply,
         render_chat,
         tool_support,
     )
+    from localchat.services.structured_api import ToolReply, parse_reply
     from localchat.store import LocalModel
 
 # module (under ``localchat.``) -> the names it gives this package
@@ -112,12 +111,11 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "THINKING_KINDS",
         "PreparedChat",
         "ReplySplitter",
-        "ToolReply",
         "check_structured_request",
-        "parse_reply",
         "render_chat",
         "tool_support",
     ),
+    "services.structured_api": ("ToolReply", "parse_reply"),
     "store": ("LocalModel",),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}

@@ -16,13 +16,11 @@ from localchat.formats import ChatFormat, ReplyParser
 from localchat.hub import ProgressCallback
 from localchat.planner import Plan
 from localchat.reference import ModelRef
-from localchat.services.structured import (
-    PreparedChat,
+from localchat.services.structured import PreparedChat, prepare_chat, prepare_completion
+from localchat.services.structured_api import (
     ToolReply,
     collect_reply,
     parse_reply,
-    prepare_chat,
-    prepare_completion,
     reply_format_for,
     tool_specs,
 )

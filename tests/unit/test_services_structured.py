@@ -1,4 +1,5 @@
-"""``services.structured``: one turn's prompt, grammar and reply splitter, with no model.
+"""``services.structured`` (one turn's prompt, grammar and reply splitter) and
+``services.structured_api`` (functions as tools, parsed replies), with no model.
 
 The chat formats and templates are real (built-in formats, the reference Qwen 2.5
 template); the reply text is fed by hand, piece by piece, the way a stream arrives.
@@ -20,13 +21,15 @@ from localchat.protocol.tools import ReplyToolCall, ToolCallDelta
 from localchat.services.structured import (
     ReplySplitter,
     check_structured_request,
-    collect_reply,
-    parse_reply,
     prepare_chat,
     prepare_completion,
+    tool_support,
+)
+from localchat.services.structured_api import (
+    collect_reply,
+    parse_reply,
     reply_format_for,
     tool_specs,
-    tool_support,
 )
 from localchat.types import (
     GenerationStats,
