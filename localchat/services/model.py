@@ -217,10 +217,11 @@ class LoadedModel:
         ``InvalidRequest`` for a schema keyword the grammar cannot enforce; ``EngineError``
         when the reply stopped (``max_tokens``, the context) before the JSON was whole."""
         reply_format = reply_format_for(schema)
-        stream = self.stream_chat(_turns(messages), sampling, reply_format=reply_format)
+        prepared = self.prepare_chat(_turns(messages), sampling, reply_format=reply_format)
+        stream = self.stream_prepared(prepared)
         with closing(stream):  # a stream left open keeps its slot
-            text = "".join(stream)
-        return parse_reply(text, schema, stream.stats)
+            reply = collect_reply(prepared.splitter(), stream, stream.stats)
+        return parse_reply(reply.text, schema, stream.stats)  # thinking (a server's) apart
 
     def call_tools(
         self,
