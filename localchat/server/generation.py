@@ -60,11 +60,6 @@ class Generation:
     def model(self) -> Any:
         return self.entry.model
 
-    @property
-    def called(self) -> bool:
-        """The reply called tools (so far)."""
-        return bool(self.parser is not None and self.parser.called)
-
     async def pieces(self) -> AsyncIterator[Piece | GenerationStats]:
         """``(kind, text)`` with kind "content" or "reasoning", and ``ToolCall``s, then
         the stats."""

@@ -238,7 +238,6 @@ class ReplySplitter:
         self.thinking = thinking()
         self.calls = calls()
         self.kind: PartKind = "text"  # the kind of the answer text fed last
-        self.called = False
 
     def feed(self, piece: str) -> list[ReplyEvent]:
         if self.thinking is None:
@@ -263,7 +262,6 @@ class ReplySplitter:
         events: list[ReplyEvent] = []
         for item in items:
             if isinstance(item, ToolCall):
-                self.called = True
                 events.append(item if item.id else replace(item, id=new_call_id()))
             elif item:
                 events.append(ReplyPart(self.kind, item))
