@@ -39,6 +39,26 @@ class ToolSpec:
 
 
 @dataclass(frozen=True)
+class ReplyFormat:
+    """Structured output as asked for: one JSON object, valid against ``schema`` when one
+    is given (OpenAI's ``response_format``, Ollama's ``format``)."""
+
+    schema: Mapping[str, Any] | None = None  # None: any JSON object
+    name: str = "reply"  # OpenAI's json_schema.name
+
+
+@dataclass(frozen=True)
+class ToolUse:
+    """The tools a turn may call, as asked for (OpenAI's ``tools``, ``tool_choice`` and
+    ``parallel_tool_calls``; Ollama's ``tools``)."""
+
+    tools: tuple[ToolSpec, ...] = ()
+    choice: Literal["none", "auto", "required"] = "auto"
+    function: str | None = None  # ``tool_choice`` named this one: the model must call it
+    parallel: bool = True
+
+
+@dataclass(frozen=True)
 class Message:
     role: Role
     content: str
@@ -78,6 +98,10 @@ class PromptSpec:
     # The conversation ``text`` was rendered from: a remote backend sends these to the
     # server's chat endpoint (the server applies its own template); empty: raw completion.
     messages: tuple[Message, ...] = ()
+    # What the reply must be, for a remote backend to send on (the server enforces it);
+    # local backends enforce ``SamplingParams.grammar``, made from the same request.
+    reply_format: ReplyFormat | None = None
+    tool_use: ToolUse | None = None
 
 
 @dataclass

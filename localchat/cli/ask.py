@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from localchat.cli.ask_run import AskRequest, run_ask
+from localchat.cli.ask_run import AskRequest, read_schema, run_ask
 from localchat.cli.options import (
     FiniteFloatRange,
     clean_text,
@@ -27,6 +27,8 @@ Examples:
   git diff | localchat ask "review this"
   localchat ask -m huozi3:q4_0 "你好"
   localchat ask --json -m ./model.gguf "hi" | jq .text
+  localchat ask --schema '{"type": "object", "properties": {"city": {"type": "string"}}}' \
+      "Where is the Eiffel Tower?"
 """
 
 
@@ -45,6 +47,11 @@ Examples:
 @click.option("--ctx", type=click.IntRange(256), help="Context size in tokens (default: planned).")
 @threads_option
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object at the end.")
+@click.option(
+    "--schema",
+    metavar="JSON|FILE",
+    help="Answer with JSON valid against this JSON schema (text, or a file); prints only it.",
+)
 @click.option("--show-thinking", is_flag=True, help="Also print thinking/reflection parts.")
 @click.option("-c", "--continue", "continue_last", is_flag=True, help="Continue the last chat.")
 @click.option("--no-pull", is_flag=True, help="Never download; fail if the model is missing.")
@@ -64,6 +71,7 @@ def ask(
     ctx: int | None,
     n_threads: int | None,
     as_json: bool,
+    schema: str | None,
     show_thinking: bool,
     continue_last: bool,
     no_pull: bool,
@@ -74,6 +82,7 @@ def ask(
     local: bool,
 ) -> None:
     """Answer PROMPT (and/or text on stdin) with a local model, streamed to stdout."""
+    reply_schema = read_schema(schema) if schema is not None else None
     text = read_prompt(prompt, sys.stdin.buffer if sys.stdin is not None else None)
     request = AskRequest(
         prompt=text,
@@ -88,6 +97,7 @@ def ask(
         n_ctx=ctx,
         n_threads=n_threads,
         as_json=as_json,
+        schema=reply_schema,
         show_thinking=show_thinking,
         continue_last=continue_last,
         allow_download=not no_pull,

@@ -1,15 +1,22 @@
-"""What ``localchat ask`` does once its options are parsed: load, stream, record."""
+"""What ``localchat ask`` does once its options are parsed: load, stream, record.
+
+With ``--schema`` the reply is JSON valid against the schema, enforced by the sampler;
+it is printed once whole and checked (stdout holds exactly one JSON document, or nothing
+and a one-line error: exit 2 for a schema that cannot be enforced, exit 7 for a reply cut
+short by ``--max-tokens`` or the context).
+"""
 
 from __future__ import annotations
 
 import json
 import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from localchat import services
-from localchat.errors import Interrupted
-from localchat.types import GenerationStats, Message, SamplingParams
+from localchat.errors import ConfigError, Interrupted
+from localchat.types import GenerationStats, Message, ReplyFormat, SamplingParams
 
 if TYPE_CHECKING:
     from localchat.services import (
@@ -30,6 +37,7 @@ class AskRequest:
     n_ctx: int | None = None
     n_threads: int | None = None
     as_json: bool = False
+    schema: dict[str, Any] | None = None  # --schema: the reply is JSON valid against it
     show_thinking: bool = False
     continue_last: bool = False
     allow_download: bool = True
@@ -38,6 +46,26 @@ class AskRequest:
     link: str | None = None
     engine: str | None = None  # an OpenAI-compatible base URL (--engine)
     local: bool = False  # never a running localchat server (--local)
+
+
+def read_schema(value: str) -> dict[str, Any]:
+    """``--schema``'s JSON schema, given as JSON text or a file's path, checked for what
+    the grammar can enforce; ``ConfigError`` (exit 2) naming what is wrong."""
+    text = value
+    if not value.lstrip().startswith(("{", "[")):  # else a file's path
+        try:
+            text = Path(value).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ConfigError(f"--schema {value}: cannot read it ({reason})") from exc
+    try:
+        schema = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise ConfigError(f"--schema: not valid JSON ({exc})") from exc
+    if not isinstance(schema, dict):
+        raise ConfigError("--schema: a JSON schema must be a JSON object")
+    services.check_structured_request(ReplyFormat(schema, "schema"), None, "--schema")
+    return schema
 
 
 def run_ask(request: AskRequest) -> None:
@@ -69,12 +97,16 @@ def run_ask(request: AskRequest) -> None:
             try:
                 sampling = _sampling(model, request)
                 text = _generate(model, messages, sampling, request, recorder)
+                data = _structured_reply(model, text, request) if request.schema else None
             except (Interrupted, BrokenPipeError):
                 raise  # the partial reply stays, as documented
             except BaseException:
                 _forget_turn(history, conversation_id, user_message_id, whole=is_new)
                 raise
             recorder.finish(_stats_dict(model.last_stats), text=text)
+            if request.schema is not None:
+                _print_structured(model, data, request.as_json, text)
+                return
             if request.as_json:
                 _print_json(model, text)
             _note_cut_short(model, sampling)
@@ -146,21 +178,24 @@ def _generate(
     request: AskRequest,
     recorder: ReplyRecorder,
 ) -> str:
-    """Stream to stdout (unless --json); Ctrl-C keeps what was printed and exits 130."""
+    """Stream to stdout (unless --json or --schema); Ctrl-C keeps what was printed and
+    exits 130."""
     parser = None if request.show_thinking else model.reply_parser()
-    stream = model.stream_chat(messages, sampling)
+    reply_format = ReplyFormat(request.schema, "schema") if request.schema is not None else None
+    stream = model.stream_chat(messages, sampling, reply_format=reply_format)
+    quiet = request.as_json or reply_format is not None
     out = _TidyWriter(sys.stdout)
     try:
         for piece in stream:
             recorder.feed(piece)
-            if not request.as_json:
+            if not quiet:
                 out.write(_visible(parser, piece))
-        if parser is not None and not request.as_json:
+        if parser is not None and not quiet:
             out.write(_visible_parts(parser.finish()))
     except KeyboardInterrupt:
         stream.close()
         recorder.finish(_stats_dict(model.last_stats))
-        if not request.as_json:
+        if not quiet:
             out.close()
         raise Interrupted("interrupted; the partial reply was kept in history") from None
     except BrokenPipeError:  # `ask ... | head`: the reader has what it wanted
@@ -169,9 +204,22 @@ def _generate(
         raise
     finally:
         stream.close()
-    if not request.as_json:
+    if not quiet:
         out.close()
     return recorder.text
+
+
+def _structured_reply(model: LoadedModel, text: str, request: AskRequest) -> Any:
+    """The reply's JSON, or ``EngineError`` (exit 7) saying why it is not whole."""
+    visible = services.visible_text(services.split_reply(text)) if model.reply_parser() else text
+    return services.parse_reply(visible.strip(), request.schema, model.last_stats)
+
+
+def _print_structured(model: LoadedModel, data: Any, as_json: bool, text: str) -> None:
+    if not as_json:
+        print(json.dumps(data, ensure_ascii=False))
+        return
+    _print_json(model, text, data)
 
 
 def _visible(parser: ReplyParser | None, piece: str) -> str:
@@ -227,7 +275,7 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 4)
 
 
-def _print_json(model: LoadedModel, text: str) -> None:
+def _print_json(model: LoadedModel, text: str, data: Any = None) -> None:
     payload: dict[str, Any] = {
         "text": text,
         "model": model.ref.display_name,
@@ -242,5 +290,7 @@ def _print_json(model: LoadedModel, text: str) -> None:
         payload["text"] = services.visible_text(parts)
         payload["raw_text"] = text
         payload["parts"] = [{"kind": part.kind, "text": part.text} for part in parts]
+    if data is not None:
+        payload["data"] = data  # --schema: the reply's JSON, parsed
     json.dump(payload, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")

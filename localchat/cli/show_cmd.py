@@ -1,4 +1,5 @@
-"""``localchat show MODEL``: the chat format a model gets and the exact prompt it sees."""
+"""``localchat show MODEL``: the chat format a model gets, how it calls tools (its own
+syntax, or the generic JSON fallback), and the exact prompt it sees."""
 
 from __future__ import annotations
 
@@ -36,12 +37,13 @@ def show(model: str, render_file: IO[str] | None) -> None:
     """Show MODEL's chat format, stop strings/tokens, sampling and a rendered prompt.
 
     With --render FILE.json (or - for stdin), print only the prompt the given
-    OpenAI-style messages render to, generation prompt appended.
+    OpenAI-style messages render to, generation prompt appended (tool calls and
+    results included, as the model sees them).
     """
     info = services.show_model(model)
     if render_file is not None:
         messages = _read_messages(render_file)
-        _write_exact(info.chat_format.render(messages, add_generation_prompt=True))
+        _write_exact(services.render_chat(info.chat_format, messages))
         return
     _print_summary(info)
 
@@ -87,6 +89,7 @@ def _print_summary(info: ModelInfo) -> None:
         ("BOS in prompt", _bos_words(spec.has_bos)),
         ("sampling", _sampling_words(chat_format.default_sampling)),
         ("reply parts", _parts_words(chat_format.reply_parser() is not None)),
+        ("tools", services.tool_support(chat_format)),
     ]
     for label, value in rows:
         if value:

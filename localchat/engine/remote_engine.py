@@ -8,13 +8,18 @@ through ``localchat.protocol`` (the models the server itself uses), leniently: a
 server may add fields or leave some out.  Stats come from the server's ``usage`` (and
 llama.cpp's ``timings`` when sent), time to first token from the client's clock.  A
 reasoning model's ``reasoning_content`` is wrapped in ``<thinking>`` tags, so the same
-reply parser that splits Reflection's replies keeps it apart from the answer.
+reply parser that splits Reflection's replies keeps it apart from the answer.  Structured
+output and tools pass through (``response_format``, ``tools``, ``tool_choice``,
+``parallel_tool_calls``: the server enforces them); the calls a server streams back are
+joined and written as ``<tool_call>{"name": …, "arguments": …}</tool_call>`` blocks, which
+the caller's tool-call parser reads.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -36,12 +41,15 @@ from localchat.protocol.openai import (
     Timings,
     Usage,
 )
+from localchat.protocol.tools import ToolCallDelta
 from localchat.types import (
     GenerationStats,
     LoadReport,
     PromptSpec,
+    ReplyFormat,
     SamplingParams,
     TextStream,
+    ToolUse,
 )
 
 ReplyT = TypeVar("ReplyT", bound=BaseModel)
@@ -196,8 +204,41 @@ def request_for(
     }
     if prompt.messages:
         messages = to_openai_messages(prompt.messages)
-        return validate(ChatCompletionRequest, {**fields, "messages": messages})
+        structured = {
+            **_response_format(prompt.reply_format),
+            **_tools(prompt.tool_use),
+        }
+        return validate(ChatCompletionRequest, {**fields, **structured, "messages": messages})
     return validate(CompletionRequest, {**fields, "prompt": prompt.text})
+
+
+def _response_format(reply_format: ReplyFormat | None) -> dict[str, Any]:
+    if reply_format is None:
+        return {}
+    if reply_format.schema is None:
+        return {"response_format": {"type": "json_object"}}
+    schema = {"name": reply_format.name, "schema": dict(reply_format.schema), "strict": True}
+    return {"response_format": {"type": "json_schema", "json_schema": schema}}
+
+
+def _tools(tool_use: ToolUse | None) -> dict[str, Any]:
+    if tool_use is None or not tool_use.tools:
+        return {}
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": tool.name,
+                "description": tool.description or None,
+                "parameters": dict(tool.parameters) or None,
+            },
+        }
+        for tool in tool_use.tools
+    ]
+    choice: Any = tool_use.choice
+    if tool_use.function is not None:
+        choice = {"type": "function", "function": {"name": tool_use.function}}
+    return {"tools": tools, "tool_choice": choice, "parallel_tool_calls": tool_use.parallel}
 
 
 def _wire(body: BaseModel) -> Any:
@@ -221,6 +262,7 @@ class _ReplyState:
         self.thinking_open = False
         self.server_tok_s: float | None = None
         self.usage_seen = False
+        self.calls: dict[int, dict[str, str]] = {}  # index -> name, arguments so far
 
     def feed(self, payload: str) -> Iterator[str]:
         if payload == "[DONE]":
@@ -242,7 +284,14 @@ class _ReplyState:
                 self.thinking_open = True
             if choice.delta.content:
                 yield from self._piece(self._close_thinking() + choice.delta.content)
+            self._read_calls(choice.delta.tool_calls or ())
             self._read_finish(choice.finish_reason)
+
+    def _read_calls(self, deltas: Sequence[ToolCallDelta]) -> None:
+        for delta in deltas:
+            call = self.calls.setdefault(delta.index, {"name": "", "arguments": ""})
+            call["name"] += delta.function.name or ""
+            call["arguments"] += delta.function.arguments or ""
 
     def _text_chunk(self, chunk: CompletionResponse) -> Iterator[str]:
         self._read_usage(chunk.usage, chunk.timings)
@@ -259,6 +308,11 @@ class _ReplyState:
         closing = self._close_thinking()
         if closing:
             yield closing
+        for _, call in sorted(self.calls.items()):
+            block = json.dumps(call, ensure_ascii=False)
+            yield from self._piece(f"<tool_call>{block}</tool_call>")
+        if self.stats.finish_reason == "tool_calls":
+            self.stats.finish_reason = "stop"
         if self.stats.finish_reason == "cancelled":
             self.stats.finish_reason = "stop"
 

@@ -7,7 +7,7 @@ of parts (image, audio and file parts are recognised, so they can be refused by 
 an assistant's ``tool_calls`` (arguments as a JSON string) and a tool turn's
 ``tool_call_id``.  Ollama's messages carry ``images``, ``thinking``, ``tool_calls``
 (arguments as an object) and ``tool_name``.  What is parsed but not yet done is refused
-in one place, ``protocol.refusals``.
+in one place, ``protocol.refusals`` (the deprecated ``function`` role and ``function_call``).
 """
 
 from __future__ import annotations
@@ -202,6 +202,7 @@ class OllamaFunctionCall(RequestModel):
 
 
 class OllamaToolCall(RequestModel):
+    id: str | None = None  # Ollama's replies carry one; clients send the turn back with it
     function: OllamaFunctionCall
 
 
@@ -217,7 +218,8 @@ class OllamaMessage(RequestModel):
 
     def to_message(self) -> Message:
         calls = tuple(
-            ToolCall(call.function.name, call.function.arguments) for call in self.tool_calls or ()
+            ToolCall(call.function.name, call.function.arguments, call.id or "")
+            for call in self.tool_calls or ()
         )
         return Message(self.role, self.content, calls, None, self.tool_name)
 

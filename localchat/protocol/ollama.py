@@ -4,8 +4,8 @@ show, pull progress lines and version.
 ``options`` models every option Ollama documents: the samplers localchat runs are
 honoured, runtime knobs (GPU layers, threads, batch, mmap...) are harmless because the
 planner decides them and they do not change the text, and samplers localchat does not
-run are refused unless set to their "off" value (``protocol.refusals``).  ``format``,
-``tools`` and ``images`` are parsed and refused there too.
+run are refused unless set to their "off" value (``protocol.refusals``).  ``format``
+(``"json"`` or a JSON schema) and ``tools`` are honoured; ``images`` are refused.
 """
 
 from __future__ import annotations
@@ -37,8 +37,15 @@ from localchat.protocol.base import (
     with_overrides,
 )
 from localchat.protocol.messages import OllamaMessage, ollama_messages
-from localchat.protocol.tools import FunctionDefinition
-from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
+from localchat.protocol.tools import FunctionDefinition, OllamaReplyToolCall
+from localchat.types import (
+    GenerationStats,
+    Message,
+    ReplyFormat,
+    SamplingParams,
+    ToolSpec,
+    ToolUse,
+)
 
 _DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -84,6 +91,11 @@ class Options(RequestModel):
     frequency_penalty: Penalty | None = None
     seed: Seed | None = None
     stop: Stop = None
+    # localchat's extras, as OpenAI has them (clients send them in their options mapping):
+    # tool_choice "none", "auto", "required", or a tool's name (the model must call that
+    # one); parallel_tool_calls false allows one call
+    tool_choice: str | None = Field(default=None, min_length=1, max_length=64)
+    parallel_tool_calls: bool | None = None
     # refused unless "off" (protocol.refusals.OLLAMA_OPTIONS)
     mirostat: int | None = Field(default=None, ge=0, le=2)
     tfs_z: float | None = None
@@ -146,7 +158,7 @@ class _Generation(RequestModel):
     stream: bool = True
     options: Options = Field(default_factory=Options)
     keep_alive: Duration = None  # honoured: how long the model stays loaded after
-    format: Literal["", "json"] | JsonObject | None = None  # refused (structured output)
+    format: Literal["", "json"] | JsonObject | None = None  # honoured: JSON, or a schema
     think: Think = None  # true/unset: thinking apart, in "thinking"; false: left out
     logprobs: bool | None = None  # refused when true
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # refused
@@ -163,12 +175,20 @@ class _Generation(RequestModel):
     def include_thinking(self) -> bool:
         return self.think is not False
 
+    def reply_format(self) -> ReplyFormat | None:
+        """``format``: "json" is any JSON object, an object is a JSON schema."""
+        if not self.format:
+            return None
+        if self.format == "json":
+            return ReplyFormat()
+        return ReplyFormat(dict(self.format), "format")
+
 
 class ChatRequest(_Generation):
     """``POST /api/chat``; no messages only loads (or, with keep_alive 0, unloads)."""
 
     messages: list[OllamaMessage] = Field(default_factory=list)
-    tools: list[OllamaTool] | None = None  # refused for now
+    tools: list[OllamaTool] | None = None  # honoured: the model may call them
 
     def check_supported(self) -> None:
         refusals.refuse(refusals.OLLAMA_CHAT, self)
@@ -180,6 +200,20 @@ class ChatRequest(_Generation):
 
     def tool_specs(self) -> list[ToolSpec]:
         return [tool.to_spec() for tool in self.tools or ()]
+
+    def tool_use(self) -> ToolUse | None:
+        """The tools; the model may call them or answer, unless ``options.tool_choice``
+        (localchat's extra) says otherwise."""
+        choice = self.options.tool_choice
+        if not self.tools and choice in (None, "none", "auto"):
+            return None
+        specs = tuple(self.tool_specs())
+        parallel = self.options.parallel_tool_calls is not False
+        if choice is None or choice == "auto":
+            return ToolUse(specs, "auto", None, parallel)
+        if choice in ("none", "required"):
+            return ToolUse(specs, "none" if choice == "none" else "required", None, parallel)
+        return ToolUse(specs, "required", choice, parallel)
 
 
 class GenerateRequest(_Generation):
@@ -293,6 +327,7 @@ class ReplyMessage(ReplyModel):
     role: str = "assistant"
     content: str = ""
     thinking: str | None = Field(default=None, exclude_if=is_none)
+    tool_calls: list[OllamaReplyToolCall] | None = Field(default=None, exclude_if=is_none)
 
 
 class ChatReply(_Timed):

@@ -38,10 +38,19 @@ from localchat.protocol.tools import (
     FunctionDefinition,
     NamedFunction,
     NamedToolChoice,
+    ReplyToolCall,
     ResponseFormat,
+    ToolCallDelta,
     ToolDefinition,
 )
-from localchat.types import GenerationStats, Message, SamplingParams, ToolSpec
+from localchat.types import (
+    GenerationStats,
+    Message,
+    ReplyFormat,
+    SamplingParams,
+    ToolSpec,
+    ToolUse,
+)
 
 MAX_EMBEDDING_INPUTS = 2048
 
@@ -110,12 +119,12 @@ class ChatCompletionRequest(_Sampling):
 
     messages: list[ChatMessage] = Field(min_length=1)  # honoured (protocol.messages)
     max_completion_tokens: int | None = Field(default=None, ge=1)  # honoured (over max_tokens)
-    tools: list[ToolDefinition] | None = None  # refused for now
-    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None  # refused
-    parallel_tool_calls: bool | None = None  # harmless without tools
+    tools: list[ToolDefinition] | None = None  # function tools honoured, custom ones refused
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None  # honoured
+    parallel_tool_calls: bool | None = None  # honoured
     functions: list[FunctionDefinition] | None = None  # deprecated tools: refused
     function_call: Literal["none", "auto"] | NamedFunction | None = None  # refused
-    response_format: ResponseFormat | None = None  # text honoured, JSON refused
+    response_format: ResponseFormat | None = None  # honoured: text, json_object, json_schema
     logprobs: bool | None = None  # refused when true
     top_logprobs: int | None = Field(default=None, ge=0, le=20)  # refused
     audio: AudioOutput | None = None  # refused
@@ -145,6 +154,19 @@ class ChatCompletionRequest(_Sampling):
 
     def tool_specs(self) -> list[ToolSpec]:
         return [tool.to_spec() for tool in self.tools or ()]
+
+    def tool_use(self) -> ToolUse | None:
+        """``tools``, ``tool_choice`` and ``parallel_tool_calls``; None without tools."""
+        choice = self.tool_choice
+        if not self.tools and choice in (None, "none", "auto"):
+            return None
+        parallel = self.parallel_tool_calls is not False
+        if isinstance(choice, NamedToolChoice):
+            return ToolUse(tuple(self.tool_specs()), "required", choice.function.name, parallel)
+        return ToolUse(tuple(self.tool_specs()), choice or "auto", None, parallel)
+
+    def reply_format(self) -> ReplyFormat | None:
+        return self.response_format.to_reply_format() if self.response_format else None
 
 
 Prompt = str | list[str] | list[int] | list[list[int]]
@@ -249,6 +271,7 @@ class AssistantMessage(ReplyModel):
     content: str | None = None
     reasoning_content: str | None = Field(default=None, exclude_if=is_none)  # vLLM's, DeepSeek's
     reasoning: str | None = Field(default=None, exclude_if=is_none)  # what some servers call it
+    tool_calls: list[ReplyToolCall] | None = Field(default=None, exclude_if=is_none)
 
 
 class Delta(ReplyModel):
@@ -258,6 +281,7 @@ class Delta(ReplyModel):
     content: str | None = Field(default=None, exclude_if=is_none)
     reasoning_content: str | None = Field(default=None, exclude_if=is_none)
     reasoning: str | None = Field(default=None, exclude_if=is_none)
+    tool_calls: list[ToolCallDelta] | None = Field(default=None, exclude_if=is_none)
 
     def reasoning_text(self) -> str:
         return self.reasoning_content or self.reasoning or ""
@@ -359,7 +383,10 @@ class ErrorResponse(ReplyModel):
     error: ErrorDetail
 
 
-def finish_reason(stats: GenerationStats) -> str:
-    """OpenAI's vocabulary: "length" when ``max_tokens`` (or the context) ran out, else
-    "stop" (a stop string, the end of the turn, the repetition guard)."""
+def finish_reason(stats: GenerationStats, called: bool = False) -> str:
+    """OpenAI's vocabulary: "tool_calls" when the model called tools, "length" when
+    ``max_tokens`` (or the context) ran out, else "stop" (a stop string, the end of the
+    turn, the repetition guard)."""
+    if called:
+        return "tool_calls"
     return "length" if stats.finish_reason == "length" else "stop"

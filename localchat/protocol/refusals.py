@@ -1,11 +1,11 @@
-"""What the wire protocol parses but localchat does not do yet: THE one table of refusals.
+"""What the wire protocol parses but localchat does not do: THE one table of refusals.
 
 Every documented request field is modelled (``protocol.openai``, ``protocol.ollama``,
 ``protocol.messages``) and is either honoured, harmless (no effect on the output), or
-refused here with a 400 naming the field.  Switching a feature on (tool calls,
-structured output, images with a projector) is deleting its rows; the
-request models already parse tools into ``types.ToolSpec`` and tool turns into
-``types.Message``.
+refused here with a 400 naming the field.  Switching a feature on (images with a
+projector) is deleting its rows.  Tool calls, structured output and several
+choices are honoured; what is refused of them is the deprecated ``functions`` API,
+custom (free-form) tools, ``best_of`` and more than ``MAX_CHOICES`` choices.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ if TYPE_CHECKING:  # the table names the models; the models call the table
 
 T = TypeVar("T")
 
-TOOLS = "tool calls are not supported yet"
-STRUCTURED = "structured output (JSON mode, a JSON schema) is not supported yet"
+FUNCTIONS = "the deprecated functions API is not supported: send tools and tool_choice"
+CUSTOM_TOOLS = "custom (free-form) tools are not supported: send function tools"
 NO_BEST_OF = "best_of is not supported (ask for n choices and pick one)"
 MAX_CHOICES = 8  # OpenAI's ``n``: choices share the prompt, each takes a slot
 TOO_MANY_CHOICES = f"at most {MAX_CHOICES} choices per request"
@@ -53,15 +53,11 @@ def _on(value: object) -> bool:
 
 
 OPENAI_CHAT: tuple[Refusal[ChatCompletionRequest], ...] = (
-    Refusal("tools", lambda r: bool(r.tools), TOOLS),
-    Refusal("tool_choice", lambda r: r.tool_choice not in (None, "none", "auto"), TOOLS),
-    Refusal("functions", lambda r: bool(r.functions), TOOLS),
-    Refusal("function_call", lambda r: r.function_call not in (None, "none", "auto"), TOOLS),
     Refusal(
-        "response_format",
-        lambda r: r.response_format is not None and r.response_format.type != "text",
-        STRUCTURED,
+        "tools", lambda r: any(tool.type != "function" for tool in r.tools or ()), CUSTOM_TOOLS
     ),
+    Refusal("functions", lambda r: bool(r.functions), FUNCTIONS),
+    Refusal("function_call", lambda r: r.function_call not in (None, "none", "auto"), FUNCTIONS),
     Refusal("n", lambda r: (r.n or 1) > MAX_CHOICES, TOO_MANY_CHOICES),
     Refusal("logprobs", lambda r: bool(r.logprobs), NO_LOGPROBS),
     Refusal("top_logprobs", lambda r: _on(r.top_logprobs), NO_LOGPROBS),
@@ -103,9 +99,8 @@ OPENAI_COMPLETION: tuple[Refusal[CompletionRequest], ...] = (
 OPENAI_EMBEDDING: tuple[Refusal[EmbeddingRequest], ...] = ()
 
 OPENAI_MESSAGE: tuple[Refusal[ChatMessage], ...] = (
-    Refusal("role", lambda m: m.role in ("tool", "function"), TOOLS),
-    Refusal("tool_calls", lambda m: bool(m.tool_calls), TOOLS),
-    Refusal("function_call", lambda m: m.function_call is not None, TOOLS),
+    Refusal("role", lambda m: m.role == "function", FUNCTIONS),
+    Refusal("function_call", lambda m: m.function_call is not None, FUNCTIONS),
     Refusal("audio", lambda m: m.audio is not None, "audio replies are not supported"),
 )
 
@@ -117,8 +112,6 @@ OPENAI_CONTENT_PART: dict[str, str] = {
 }
 
 OLLAMA_CHAT: tuple[Refusal[ChatRequest], ...] = (
-    Refusal("tools", lambda r: bool(r.tools), TOOLS),
-    Refusal("format", lambda r: _on(r.format), STRUCTURED),
     Refusal("think", lambda r: isinstance(r.think, str), "thinking levels are not supported"),
     Refusal("logprobs", lambda r: bool(r.logprobs), NO_LOGPROBS),
     Refusal("top_logprobs", lambda r: _on(r.top_logprobs), NO_LOGPROBS),
@@ -126,7 +119,11 @@ OLLAMA_CHAT: tuple[Refusal[ChatRequest], ...] = (
 
 OLLAMA_GENERATE: tuple[Refusal[GenerateRequest], ...] = (
     Refusal("images", lambda r: bool(r.images), NO_PROJECTOR),
-    Refusal("format", lambda r: _on(r.format), STRUCTURED),
+    Refusal(
+        "options.tool_choice",
+        lambda r: r.options.tool_choice not in (None, "none", "auto"),
+        "tools are called through /api/chat",
+    ),
     Refusal("suffix", lambda r: bool(r.suffix), "fill-in-the-middle (suffix) is not supported"),
     Refusal(
         "template", lambda r: bool(r.template), "the model's own chat format applies, not this"
@@ -154,8 +151,6 @@ OLLAMA_OPTIONS: tuple[Refusal[Options], ...] = (
 
 OLLAMA_MESSAGE: tuple[Refusal[OllamaMessage], ...] = (
     Refusal("images", lambda m: bool(m.images), NO_PROJECTOR),
-    Refusal("role", lambda m: m.role in ("tool", "function"), TOOLS),
-    Refusal("tool_calls", lambda m: bool(m.tool_calls), TOOLS),
 )
 
 

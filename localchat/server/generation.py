@@ -1,9 +1,10 @@
-"""What both APIs do to answer: load (or find) the model, take its turn, run the
-generation, split reasoning from the answer, and finish (release the model, save
-history, note the token counts for the request log).
+"""What both APIs do to answer: load (or find) the model, take its streams, run the
+generation, split each reply into answer, reasoning and tool calls, and finish (release
+the model, save history, note the token counts for the request log).
 
 Everything here speaks localchat's types (``ModelRef``, ``SamplingParams``,
-``Message``); ``openai_api`` and ``ollama_api`` translate to and from the wire protocol.
+``Message``, ``ReplyFormat``, ``ToolUse``, ``ToolCall``); ``openai_api`` and
+``ollama_api`` translate to and from the wire protocol.
 """
 
 from __future__ import annotations
@@ -18,22 +19,32 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from localchat.reference import ModelRef
+from localchat import services
+from localchat.errors import LocalchatError
 from localchat.server.blocking_stream import ChoiceItem, Finished
 from localchat.server.pool import ModelPool, PoolEntry
 from localchat.server.request_log import RequestRecord
 from localchat.server.requests import check_prompt_size
 from localchat.server.state import ServerState
-from localchat.types import GenerationStats, Message, SamplingParams, TextStream
+from localchat.services import ModelRef
+from localchat.types import (
+    GenerationStats,
+    Message,
+    ReplyFormat,
+    SamplingParams,
+    TextStream,
+    ToolCall,
+    ToolUse,
+)
 
-THINKING_KINDS = frozenset({"thinking", "reflection"})
 ToSampling = Callable[[SamplingParams], SamplingParams]  # the model's defaults -> the request's
+Piece = tuple[str, str] | ToolCall  # ("content" | "reasoning", text), or a call
 
 
 @dataclass
 class Generation:
     """One request's run: the model, its output (``(choice, piece)`` then each choice's
-    ``Finished``), the split of each choice into reasoning and answer."""
+    ``Finished``), the split of each choice into reasoning, answer and tool calls."""
 
     pool: ModelPool
     entry: PoolEntry
@@ -56,14 +67,15 @@ class Generation:
     def n_choices(self) -> int:
         return len(self.parsers)
 
-    async def pieces(self) -> AsyncIterator[tuple[str, str] | GenerationStats]:
-        """One choice's ``(kind, text)`` with kind "content" or "reasoning", then its stats."""
+    async def pieces(self) -> AsyncIterator[Piece | GenerationStats]:
+        """One choice's ``(kind, text)`` with kind "content" or "reasoning", and its
+        ``ToolCall``s, then its stats."""
         async for _, item in self.choice_pieces():
             yield item
 
-    async def choice_pieces(self) -> AsyncIterator[tuple[int, tuple[str, str] | GenerationStats]]:
-        """``(choice, (kind, text))`` as the choices generate, and ``(choice, stats)`` as
-        each ends."""
+    async def choice_pieces(self) -> AsyncIterator[tuple[int, Piece | GenerationStats]]:
+        """``(choice, piece)`` as the choices generate, and ``(choice, stats)`` as each
+        ends."""
         item: ChoiceItem | None = self.first
         while item is not None:
             index, value = item
@@ -86,14 +98,14 @@ class Generation:
             return self._stats.get(0) or GenerationStats(finish_reason="cancelled")
         return replace(stats[0], completion_tokens=sum(s.completion_tokens for s in stats))
 
-    def _split(self, index: int, piece: str) -> Iterator[tuple[str, str]]:
+    def _split(self, index: int, piece: str) -> Iterator[Piece]:
         parser = self.parsers[index]
         if parser is None:
             yield ("content", piece)
             return
         yield from _kinds(parser.feed(piece))
 
-    def _split_finish(self, index: int) -> Iterator[tuple[str, str]]:
+    def _split_finish(self, index: int) -> Iterator[Piece]:
         parser = self.parsers[index]
         if parser is not None:
             yield from _kinds(parser.finish())
@@ -120,12 +132,9 @@ class Generation:
 
     def _save_exchange(self) -> None:
         """History is a convenience: a failure to save never fails the request."""
-        from localchat.errors import LocalchatError
-        from localchat.history import HistoryStore
-
         stats = self._stats.get(0) or GenerationStats(finish_reason="cancelled")
         try:
-            with HistoryStore() as history:
+            with services.HistoryStore() as history:
                 history.save_exchange(
                     self.model.name, self.history_turns or (), "".join(self._reply), stats
                 )
@@ -133,10 +142,13 @@ class Generation:
             logging.getLogger("localchat.server").warning("history not saved: %s", exc)
 
 
-def _kinds(parts: Sequence[Any]) -> Iterator[tuple[str, str]]:
-    for part in parts:
-        if part.text:
-            yield ("reasoning" if part.kind in THINKING_KINDS else "content", part.text)
+def _kinds(events: Sequence[Any]) -> Iterator[Piece]:
+    for event in events:
+        if isinstance(event, ToolCall):
+            yield event
+        elif event.text:
+            kind = "reasoning" if event.kind in services.THINKING_KINDS else "content"
+            yield (kind, event.text)
 
 
 async def start_generation(
@@ -151,28 +163,47 @@ async def start_generation(
     keep_alive_s: float | None = None,
     log: RequestRecord | None = None,
     n_choices: int = 1,
+    reply_format: ReplyFormat | None = None,
+    tool_use: ToolUse | None = None,
+    schema_field: str = "format",
 ) -> Generation:
-    """Check the prompt's size, load (or find) the model, wait for its streams and read the
-    first piece, so that errors (prompt too long, engine failure) become an HTTP status,
-    not a broken stream.  ``to_sampling`` lays the request's sampling over the model's;
-    ``n_choices`` replies (OpenAI's ``n``) share the prompt.  The caller must ``await
+    """Check the prompt's size (and a schema's or tools' keywords), load (or find) the
+    model, prepare the turn (prompt, grammar), wait for its streams and read the first
+    piece, so that errors (prompt too long, a schema the grammar cannot enforce, engine
+    failure) become an HTTP status, not a broken stream.  ``to_sampling`` lays the
+    request's sampling over the model's; ``n_choices`` replies (OpenAI's ``n``) share the
+    prompt; ``schema_field`` names the schema in a 400.  The caller must ``await
     generation.finish()`` (``FinishingResponse`` does).  With ``serve --history`` the
     exchange (its first choice) is then saved."""
     texts = [m.content for m in messages] if messages is not None else [raw_prompt or ""]
     check_prompt_size(texts, state.config.max_prompt_chars)
+    if reply_format is not None or tool_use is not None:  # before any model loads
+        check = services.check_structured_request
+        await asyncio.to_thread(check, reply_format, tool_use, schema_field)
     pool = state.pool
     entry = await pool.entry_for(ref, n_ctx)
     streams: list[TextStream] = []
+    parsers: list[Any] = [None] * n_choices
     try:
         entry.model.check_choices(n_choices)
         params = to_sampling(entry.model.default_sampling())
+        if messages is not None:
+            prepared = await asyncio.to_thread(
+                entry.model.prepare_chat,
+                list(messages),
+                params,
+                stop,
+                reply_format=reply_format,
+                tool_use=tool_use,
+            )
+            parsers = [prepared.splitter() for _ in range(n_choices)]
 
         def start(model: Any) -> list[TextStream]:
             if messages is not None:
-                started = model.stream_chat_choices(list(messages), params, stop, n=n_choices)
+                started = model.stream_prepared_choices(prepared, n=n_choices)
             else:
                 started = model.stream_completion_choices(
-                    raw_prompt or "", params, stop, n=n_choices
+                    raw_prompt or "", params, stop, n=n_choices, reply_format=reply_format
                 )
             streams.extend(started)
             return streams
@@ -186,8 +217,6 @@ async def start_generation(
     except BaseException:
         pool.release(entry, keep_alive_s)
         raise
-    chat = messages is not None
-    parsers = [entry.model.reply_parser() if chat else None for _ in range(n_choices)]
     generation = Generation(pool, entry, items, first, parsers, streams, keep_alive_s, log=log)
     if log is not None:
         log.model = entry.model.name
@@ -198,33 +227,42 @@ async def start_generation(
     return generation
 
 
-Reply = tuple[str, str, GenerationStats]  # content, reasoning, stats
+@dataclass
+class WholeReply:
+    content: str
+    reasoning: str
+    calls: list[ToolCall]
+    stats: GenerationStats
 
 
-async def collect(generation: Generation, request: Request) -> Reply:
-    """The whole reply (content, reasoning, stats); stops early if the client goes away."""
+async def collect(generation: Generation, request: Request) -> WholeReply:
+    """The whole reply (content, reasoning, calls, stats); stops early if the client goes
+    away."""
     return (await collect_choices(generation, request))[0]
 
 
-async def collect_choices(generation: Generation, request: Request) -> list[Reply]:
+async def collect_choices(generation: Generation, request: Request) -> list[WholeReply]:
     """Every choice's whole reply; stops early if the client goes away."""
-    n_choices = generation.n_choices
-    content: list[list[str]] = [[] for _ in range(n_choices)]
-    reasoning: list[list[str]] = [[] for _ in range(n_choices)]
-    stats = [GenerationStats(finish_reason="cancelled") for _ in range(n_choices)]
+    replies = [
+        WholeReply("", "", [], GenerationStats(finish_reason="cancelled"))
+        for _ in range(generation.n_choices)
+    ]
     try:
         async for index, item in generation.choice_pieces():
+            reply = replies[index]
             if isinstance(item, GenerationStats):
-                stats[index] = item
+                reply.stats = item
+            elif isinstance(item, ToolCall):
+                reply.calls.append(item)
             elif item[0] == "content":
-                content[index].append(item[1])
+                reply.content += item[1]
             else:
-                reasoning[index].append(item[1])
+                reply.reasoning += item[1]
             if await request.is_disconnected():
                 break
     finally:
         await generation.finish()
-    return [("".join(c), "".join(r), s) for c, r, s in zip(content, reasoning, stats, strict=True)]
+    return replies
 
 
 class FinishingResponse:

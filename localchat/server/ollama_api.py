@@ -6,12 +6,15 @@ Requests and replies are ``localchat.protocol.ollama`` models.  ``/api/chat`` an
 ``keep_alive`` ("5m", seconds, 0, -1) sets how long it stays loaded.  An empty
 ``/api/generate`` prompt (or ``/api/chat`` without messages) loads the model
 (``keep_alive: 0`` unloads it).  ``think: false`` leaves a thinking model's thinking out.
+``format`` ("json" or a JSON schema) and ``tools`` become a grammar the sampler enforces;
+calls come back as ``message.tool_calls`` (arguments as an object), streamed as a line of
+their own each.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -25,13 +28,14 @@ from localchat.protocol.ollama import (
     ReplyMessage,
     done_reason,
 )
+from localchat.protocol.tools import OllamaReplyToolCall
 from localchat.server import ollama_models
 from localchat.server.generation import FinishingResponse, Generation, collect, start_generation
 from localchat.server.request_log import request_record
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import NDJSON, json_response, ndjson_line
 from localchat.server.state import server_state
-from localchat.types import GenerationStats, Message
+from localchat.types import GenerationStats, Message, ToolCall
 
 Reply = ChatReply | GenerateReply
 
@@ -85,14 +89,16 @@ async def _respond(
         stop=body.stop_strings(),
         keep_alive_s=body.keep_alive_s(),
         log=request_record(request),
+        reply_format=body.reply_format(),
+        tool_use=body.tool_use() if isinstance(body, ChatRequest) else None,
     )
     lines = _Lines(shape, generation.model.name, body.include_thinking())
     if body.stream:
         stream = StreamingResponse(_ndjson(generation, lines, started), media_type=NDJSON)
         return FinishingResponse(stream, generation)
-    content, reasoning, stats = await collect(generation, request)
-    last = lines.line(content, reasoning).finished(
-        done_reason(stats), stats, time.perf_counter() - started
+    reply = await collect(generation, request)
+    last = lines.line(reply.content, reply.reasoning, reply.calls).finished(
+        done_reason(reply.stats), reply.stats, time.perf_counter() - started
     )
     return json_response(last)
 
@@ -103,6 +109,9 @@ async def _ndjson(generation: Generation, lines: _Lines, started: float) -> Asyn
             if isinstance(item, GenerationStats):
                 total_s = time.perf_counter() - started
                 yield ndjson_line(lines.line("", "").finished(done_reason(item), item, total_s))
+                continue
+            if isinstance(item, ToolCall):
+                yield ndjson_line(lines.line("", "", [item]))
                 continue
             kind, text = item
             content, reasoning = (text, "") if kind == "content" else ("", text)
@@ -119,13 +128,21 @@ class _Lines:
         self.shape = shape
         self.model_name = model_name
         self.thinking = thinking  # the request's ``think`` is not false
+        self.calls = 0  # calls sent so far: each one's index
 
-    def line(self, content: str, reasoning: str) -> Reply:
+    def line(self, content: str, reasoning: str, calls: Sequence[ToolCall] = ()) -> Reply:
         thinking = reasoning if reasoning and self.thinking else None
         if self.shape is ChatReply:
-            message = ReplyMessage(content=content, thinking=thinking)
+            message = ReplyMessage(
+                content=content, thinking=thinking, tool_calls=self._calls(calls)
+            )
             return ChatReply(model=self.model_name, message=message)
         return GenerateReply(model=self.model_name, response=content, thinking=thinking)
+
+    def _calls(self, calls: Sequence[ToolCall]) -> list[OllamaReplyToolCall] | None:
+        wire = [OllamaReplyToolCall.from_call(self.calls + i, call) for i, call in enumerate(calls)]
+        self.calls += len(calls)
+        return wire or None
 
 
 ROUTES = [

@@ -102,15 +102,12 @@ def _model_info(ref: ModelRef) -> ShowReply:
     if info.local is None:
         raise ModelNotFound(f"{info.label} is not on disk", hint="pull it first (/api/pull)")
     metadata = dict(info.metadata)
-    shown = {
-        k: v for k, v in metadata.items() if isinstance(v, str | int | float) and "token" not in k
-    }
-    capabilities = list(info.capabilities)  # "embedding" alone for an embedding model
+    shown = {k: v for k, v in metadata.items() if _shown(k, v)}
     return ShowReply(
         template=info.chat_format.description,
         details=_details(info.local.quant, info.local.format, metadata),
         model_info=shown,
-        capabilities=capabilities,
+        capabilities=list(info.capabilities),
         modified_at=iso_time(max(f.stat().st_mtime for f in info.local.files)),
     )
 

@@ -5,6 +5,9 @@ the extra body field ``num_ctx`` (the OpenAI SDK sends it with
 ``extra_body={"num_ctx": 8192}``); the model is loaded (or reloaded) with that context,
 else the planner's context applies, as for ``ask``.  A reasoning model's thinking comes
 back as ``reasoning_content`` (vLLM's and DeepSeek's field), apart from ``content``.
+``response_format`` (JSON, a JSON schema) and ``tools`` become a grammar the sampler
+enforces; calls come back as ``tool_calls`` (streamed as ``delta.tool_calls``: a call's
+id and name first, then its arguments) with ``finish_reason`` "tool_calls".
 """
 
 from __future__ import annotations
@@ -37,10 +40,11 @@ from localchat.protocol.openai import (
     Usage,
     finish_reason,
 )
+from localchat.protocol.tools import ReplyToolCall, ToolCallDelta
 from localchat.server.generation import (
     FinishingResponse,
     Generation,
-    Reply,
+    WholeReply,
     collect_choices,
     start_generation,
 )
@@ -48,7 +52,7 @@ from localchat.server.request_log import request_record
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import json_response, sse_event
 from localchat.server.state import listed_models, server_state
-from localchat.types import GenerationStats, Message
+from localchat.types import GenerationStats, Message, ReplyFormat, ToolCall, ToolUse
 
 Kind = Literal["chat", "text"]
 SSE_PING_S = 15
@@ -62,7 +66,14 @@ async def list_models(request: Request) -> Response:
 
 async def chat_completions(request: Request) -> Response:
     body = await read_body(request, ChatCompletionRequest)
-    return await _respond(request, body, "chat", messages=body.chat_messages())
+    return await _respond(
+        request,
+        body,
+        "chat",
+        messages=body.chat_messages(),
+        reply_format=body.reply_format(),
+        tool_use=body.tool_use(),
+    )
 
 
 async def completions(request: Request) -> Response:
@@ -77,6 +88,8 @@ async def _respond(
     *,
     messages: list[Message] | None = None,
     raw_prompt: str | None = None,
+    reply_format: ReplyFormat | None = None,
+    tool_use: ToolUse | None = None,
 ) -> Response:
     generation = await start_generation(
         server_state(request),
@@ -88,6 +101,9 @@ async def _respond(
         stop=body.stop_strings(),
         log=request_record(request),
         n_choices=body.n or 1,
+        reply_format=reply_format,
+        tool_use=tool_use,
+        schema_field="response_format.json_schema.schema",
     )
     reply = _Reply(kind, generation.model.name)
     if body.stream:
@@ -107,9 +123,15 @@ async def _sse_events(
         if reply.kind == "chat":
             for index in range(generation.n_choices):
                 yield sse_event(reply.chunk(Delta(role="assistant", content=""), index=index))
+        calls = [0] * generation.n_choices  # each choice's calls so far
         async for index, item in generation.choice_pieces():
             if isinstance(item, GenerationStats):
-                yield sse_event(reply.chunk(Delta(), finish_reason(item), index=index))
+                finish = finish_reason(item, calls[index] > 0)
+                yield sse_event(reply.chunk(Delta(), finish, index=index))
+            elif isinstance(item, ToolCall):
+                for delta in ToolCallDelta.pieces(calls[index], item):
+                    yield sse_event(reply.chunk(Delta(tool_calls=[delta]), index=index))
+                calls[index] += 1
             else:
                 yield sse_event(reply.piece(*item, index=index))
         if include_usage:
@@ -161,25 +183,18 @@ class _Reply:
         )
 
     def whole(
-        self, choices: list[Reply], total: GenerationStats
+        self, choices: list[WholeReply], total: GenerationStats
     ) -> ChatCompletionResponse | CompletionResponse:
-        """The reply with every choice (content, reasoning, stats); ``total`` counts the
-        prompt once and every choice's tokens."""
+        """The reply with every choice (content, reasoning, calls, stats); ``total``
+        counts the prompt once and every choice's tokens."""
         usage, timings = Usage.from_stats(total), Timings.from_stats(total)
         if self.kind == "text":
             texts = [
-                CompletionChoice(index=i, text=content, finish_reason=finish_reason(stats))
-                for i, (content, _, stats) in enumerate(choices)
+                CompletionChoice(index=i, text=c.content, finish_reason=finish_reason(c.stats))
+                for i, c in enumerate(choices)
             ]
             return self._text(texts, usage, timings)
-        messages = [
-            ChatChoice(
-                index=i,
-                message=AssistantMessage(content=content, reasoning_content=reasoning or None),
-                finish_reason=finish_reason(stats),
-            )
-            for i, (content, reasoning, stats) in enumerate(choices)
-        ]
+        messages = [_chat_choice(i, choice) for i, choice in enumerate(choices)]
         return ChatCompletionResponse(
             id=self.id,
             created=self.created,
@@ -203,6 +218,17 @@ class _Reply:
             usage=usage,
             timings=timings,
         )
+
+
+def _chat_choice(index: int, reply: WholeReply) -> ChatChoice:
+    message = AssistantMessage(
+        content=reply.content or (None if reply.calls else ""),
+        reasoning_content=reply.reasoning or None,
+        tool_calls=[ReplyToolCall.from_call(call) for call in reply.calls] or None,
+    )
+    return ChatChoice(
+        index=index, message=message, finish_reason=finish_reason(reply.stats, bool(reply.calls))
+    )
 
 
 ROUTES = [

@@ -7,6 +7,7 @@
     removal_for(MODEL) / remove_models(removal)    # which files MODEL means, then delete
     open_model(MODEL, n_ctx=...) -> LoadedModel    # in process, or a server / remote engine
     embed_texts(texts, model=...) / embed_inputs(loaded, inputs, EmbedOptions(...))  # vectors
+    model.structured(messages, schema) / model.call_tools(messages, tools)
     plan_model(MODEL, hardware, request) -> Plan   # before downloading, what-if machines too
     search_models(SearchRequest("llama"), hardware) # hub repos, each with its verdict here
     detect_hardware() / run_doctor() / run_bench(BenchRequest(...))
@@ -80,6 +81,15 @@ if TYPE_CHECKING:
         search_models,
     )
     from localchat.services.show import ModelInfo, messages_from_json, show_model
+    from localchat.services.structured import (
+        THINKING_KINDS,
+        PreparedChat,
+        ReplySplitter,
+        check_structured_request,
+        render_chat,
+        tool_support,
+    )
+    from localchat.services.structured_api import ToolReply, parse_reply
     from localchat.store import LocalModel
 
 # module (under ``localchat.``) -> the names it gives this package
@@ -137,13 +147,23 @@ _SOURCES: dict[str, tuple[str, ...]] = {
         "search_models",
     ),
     "services.show": ("ModelInfo", "messages_from_json", "show_model"),
+    "services.structured": (
+        "THINKING_KINDS",
+        "PreparedChat",
+        "ReplySplitter",
+        "check_structured_request",
+        "render_chat",
+        "tool_support",
+    ),
+    "services.structured_api": ("ToolReply", "parse_reply"),
     "store": ("LocalModel",),
 }
 _MODULE_OF = {name: module for module, names in _SOURCES.items() for name in names}
 
-__all__ = [
+__all__ = [  # every name in _SOURCES (a test keeps the two equal)
     "DEFAULT_MAX_TOKENS",
     "SEARCH_SORTS",
+    "THINKING_KINDS",
     "AmxStatus",
     "BenchRequest",
     "BenchResult",
@@ -167,24 +187,28 @@ __all__ = [
     "OpenOptions",
     "Plan",
     "PlanRequest",
+    "PreparedChat",
     "ProgressCallback",
     "PullProgress",
     "Removal",
     "ReplyParser",
     "ReplyPart",
     "ReplyRecorder",
+    "ReplySplitter",
     "RunningWorker",
     "SearchHit",
     "SearchOutcome",
     "SearchRequest",
     "StderrProgress",
     "StoredMessage",
+    "ToolReply",
     "Verdict",
     "WhatIf",
     "build_code",
     "cancel_loads",
     "catalog_entries",
     "check_embeds",
+    "check_structured_request",
     "client_name",
     "detect_hardware",
     "echo_engine_log",
@@ -199,6 +223,7 @@ __all__ = [
     "named_models",
     "normalized",
     "open_model",
+    "parse_reply",
     "plan_hardware",
     "plan_model",
     "pull_model",
@@ -206,6 +231,7 @@ __all__ = [
     "redirect_native_stdout",
     "removal_for",
     "remove_models",
+    "render_chat",
     "resolve_model",
     "run_bench",
     "run_doctor",
@@ -215,6 +241,7 @@ __all__ = [
     "show_model",
     "split_reply",
     "start_worker",
+    "tool_support",
     "visible_text",
     "with_quant",
 ]

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel
 
 from localchat.engine.base import Backend
 from localchat.engine.repetition import guard_stream
@@ -14,11 +17,30 @@ from localchat.formats import ChatFormat, ReplyParser
 from localchat.hub import ProgressCallback
 from localchat.planner import Plan
 from localchat.reference import ModelRef
+from localchat.services.structured import PreparedChat, prepare_chat, prepare_completion
+from localchat.services.structured_api import (
+    ToolReply,
+    collect_reply,
+    parse_reply,
+    reply_format_for,
+    tool_specs,
+)
 from localchat.settings import Settings
 from localchat.store import LocalModel
-from localchat.types import GenerationStats, Message, PromptSpec, SamplingParams, TextStream
+from localchat.types import (
+    GenerationStats,
+    Message,
+    PromptSpec,
+    ReplyFormat,
+    SamplingParams,
+    TextStream,
+    ToolSpec,
+    ToolUse,
+)
 
 Notice = Callable[[str], None]
+ModelT = TypeVar("ModelT", bound=BaseModel)
+Conversation = Sequence[Message] | str  # a str is one user turn
 
 SEED_RANGE = 2**32 - 1  # llama.cpp's seeds: 0 .. 2^32-2 (2^32-1 means "random")
 
@@ -140,20 +162,50 @@ class LoadedModel:
         messages: Sequence[Message],
         sampling: SamplingParams | None = None,
         stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
+        tool_use: ToolUse | None = None,
     ) -> TextStream:
         """The reply as text pieces; ``close()`` it to stop generating.
 
         ``last_stats.finish_reason`` says why it ended: stop, length (``max_tokens``),
         repetition (it began to loop; ``engine.repetition``) or cancelled.  ``stop``
-        adds stop strings to the chat format's.
+        adds stop strings to the chat format's.  ``reply_format`` / ``tool_use``: the
+        reply is JSON (valid against the schema) / may call tools; the text is then what
+        the model wrote (``prepare_chat``'s splitter reads the calls out of it).
         """
-        return self.stream_chat_choices(messages, sampling, stop, n=1)[0]
+        prepared = self.prepare_chat(
+            messages, sampling, stop, reply_format=reply_format, tool_use=tool_use
+        )
+        return self.stream_prepared(prepared)
 
-    def stream_completion(
-        self, text: str, sampling: SamplingParams | None = None, stop: Sequence[str] = ()
-    ) -> TextStream:
-        """Continue ``text`` as it is, without the chat format (a raw completion)."""
-        return self.stream_completion_choices(text, sampling, stop, n=1)[0]
+    def prepare_chat(
+        self,
+        messages: Sequence[Message],
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
+        tool_use: ToolUse | None = None,
+    ) -> PreparedChat:
+        """The turn ready to run (prompt, sampling with its grammar, reply splitter);
+        ``InvalidRequest`` for a schema or tool that cannot be enforced."""
+        return prepare_chat(
+            self.chat_format,
+            messages,
+            sampling or self.default_sampling(),
+            stop,
+            reply_format=reply_format,
+            tool_use=tool_use,
+            passthrough=self.local is None,
+        )
+
+    def stream_prepared(self, prepared: PreparedChat) -> TextStream:
+        return self.stream_prepared_choices(prepared, n=1)[0]
+
+    def stream_prepared_choices(self, prepared: PreparedChat, *, n: int) -> list[TextStream]:
+        """``n`` replies to a prepared turn (OpenAI's ``n``), generated side by side."""
+        return self._streams(prepared.prompt, prepared.sampling, n)
 
     def stream_chat_choices(
         self,
@@ -164,9 +216,75 @@ class LoadedModel:
         n: int,
     ) -> list[TextStream]:
         """``n`` replies to one conversation (OpenAI's ``n``), generated side by side."""
-        prompt = self.chat_format.prompt(list(messages))
-        prompt = replace(prompt, stop_strings=(*prompt.stop_strings, *stop))
-        return self._streams(prompt, sampling, n)
+        return self.stream_prepared_choices(self.prepare_chat(messages, sampling, stop), n=n)
+
+    @overload
+    def structured(
+        self,
+        messages: Conversation,
+        schema: type[ModelT],
+        sampling: SamplingParams | None = None,
+    ) -> ModelT: ...
+
+    @overload
+    def structured(
+        self,
+        messages: Conversation,
+        schema: Mapping[str, Any] | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> dict[str, Any]: ...
+
+    def structured(
+        self,
+        messages: Conversation,
+        schema: Mapping[str, Any] | type[BaseModel] | None = None,
+        sampling: SamplingParams | None = None,
+    ) -> Any:
+        """The reply as JSON valid against ``schema`` (a JSON schema, or a pydantic model
+        class: then an instance of it; None: any JSON object), enforced by the sampler.
+
+        ``InvalidRequest`` for a schema keyword the grammar cannot enforce; ``EngineError``
+        when the reply stopped (``max_tokens``, the context) before the JSON was whole."""
+        reply_format = reply_format_for(schema)
+        prepared = self.prepare_chat(_turns(messages), sampling, reply_format=reply_format)
+        stream = self.stream_prepared(prepared)
+        with closing(stream):  # a stream left open keeps its slot
+            reply = collect_reply(prepared.splitter(), stream, stream.stats)
+        return parse_reply(reply.text, schema, stream.stats)  # thinking (a server's) apart
+
+    def call_tools(
+        self,
+        messages: Conversation,
+        tools: Sequence[ToolSpec | Callable[..., Any]],
+        *,
+        choice: Literal["none", "auto", "required"] = "auto",
+        function: str | None = None,
+        parallel: bool = True,
+        sampling: SamplingParams | None = None,
+    ) -> ToolReply:
+        """One turn with ``tools`` (``ToolSpec``s, or Python functions: their signature
+        and docstring describe them): the answer's text and the calls the model made.
+        ``choice`` "required" (or ``function``, one tool's name) makes it call."""
+        tool_use = ToolUse(tool_specs(tools), choice, function, parallel)
+        prepared = self.prepare_chat(_turns(messages), sampling, tool_use=tool_use)
+        stream = self.stream_prepared(prepared)
+        with closing(stream):  # a stream left open keeps its slot
+            return collect_reply(prepared.splitter(), stream, stream.stats)
+
+    def stream_completion(
+        self,
+        text: str,
+        sampling: SamplingParams | None = None,
+        stop: Sequence[str] = (),
+        *,
+        reply_format: ReplyFormat | None = None,
+    ) -> TextStream:
+        """Continue ``text`` as it is, without the chat format (a raw completion);
+        ``reply_format``: the continuation is JSON (valid against the schema)."""
+        streams = self.stream_completion_choices(
+            text, sampling, stop, n=1, reply_format=reply_format
+        )
+        return streams[0]
 
     def stream_completion_choices(
         self,
@@ -175,14 +293,19 @@ class LoadedModel:
         stop: Sequence[str] = (),
         *,
         n: int,
+        reply_format: ReplyFormat | None = None,
     ) -> list[TextStream]:
         """``n`` continuations of ``text`` (a raw completion), generated side by side."""
-        return self._streams(PromptSpec(text=text, stop_strings=tuple(stop)), sampling, n)
+        prompt, sampling = prepare_completion(
+            text,
+            sampling or self.default_sampling(),
+            stop,
+            reply_format=reply_format,
+            passthrough=self.local is None,
+        )
+        return self._streams(prompt, sampling, n)
 
-    def _streams(
-        self, prompt: PromptSpec, sampling: SamplingParams | None, n: int
-    ) -> list[TextStream]:
-        sampling = sampling or self.default_sampling()
+    def _streams(self, prompt: PromptSpec, sampling: SamplingParams, n: int) -> list[TextStream]:
         if n == 1:
             streams = [self.backend.stream(prompt, sampling)]
         else:
@@ -243,3 +366,7 @@ class LoadedModel:
 
 def _choice_seed(seed: int | None, choice: int) -> int | None:
     return None if seed is None else (seed + choice) % SEED_RANGE
+
+
+def _turns(messages: Conversation) -> list[Message]:
+    return [Message("user", messages)] if isinstance(messages, str) else list(messages)

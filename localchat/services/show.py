@@ -13,6 +13,7 @@ from localchat.engine.registry import ModelFacts, format_named
 from localchat.formats import ChatFormat, resolve_format
 from localchat.protocol import parse_messages
 from localchat.services.resolve import ModelRef, catalog, find_on_disk, resolve_model
+from localchat.services.structured import has_native_tools
 from localchat.store import LocalModel
 from localchat.types import Message
 
@@ -41,12 +42,15 @@ class ModelInfo:
 
     @property
     def capabilities(self) -> tuple[str, ...]:
-        """Ollama's words: "completion", and "thinking" when replies carry tagged parts;
-        "embedding" alone for an embedding model."""
+        """Ollama's words: "completion"; "tools" when the chat template has a tool-call
+        syntax of its own (every model can call through the generic JSON fallback, but
+        clients read "tools" as "trained for it"); "thinking" when replies carry tagged
+        parts; "embedding" alone for an embedding model."""
         if self.embedding is not None:
             return ("embedding",)
-        thinking = self.chat_format.parser_factory is not None
-        return ("completion", "thinking") if thinking else ("completion",)
+        tools = ("tools",) if has_native_tools(self.chat_format) else ()
+        thinking = ("thinking",) if self.chat_format.parser_factory is not None else ()
+        return ("completion", *tools, *thinking)
 
 
 def show_model(model: str | ModelRef | None = None) -> ModelInfo:

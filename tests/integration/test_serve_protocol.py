@@ -89,8 +89,8 @@ def test_the_openai_sdk_gets_400s_naming_refused_fields(server: RunningServer) -
     messages = [{"role": "user", "content": "Hi"}]
     tool = {"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}
     cases = [
-        ({"tools": [tool]}, "tools"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"functions": [tool["function"]]}, "functions"),
+        ({"tools": [tool], "response_format": {"type": "json_object"}}, "response_format"),
         ({"n": 9}, "n"),  # more choices than the 8 a request may have
         ({"logprobs": True}, "logprobs"),
         ({"model": ""}, "model"),
@@ -111,8 +111,9 @@ def test_the_ollama_client_gets_400s_naming_refused_fields(server: RunningServer
     client = ollama.Client(host=server.base_url, headers={"Authorization": f"Bearer {API_KEY}"})
     messages = [{"role": "user", "content": "Hi"}]
     cases = [
-        ({"format": "json"}, "format"),
-        ({"tools": [{"type": "function", "function": {"name": "now"}}]}, "tools"),
+        ({"format": {"type": "object", "properties": {"n": {"type": "integer",
+                                                            "multipleOf": 2}}}}, "format"),
+        ({"tools": [{"type": "function", "function": {"name": "no spaces"}}]}, "tools[0]"),
         ({"options": {"mirostat": 1}}, "options.mirostat"),
         ({"messages": [{"role": "user", "content": "Hi", "images": ["AAAA"]}]},
          "messages[0].images"),

@@ -91,7 +91,7 @@ def test_hostile_gguf_is_refused_with_one_line(tmp_path: Path, capsysbinary) -> 
     [
         ("not json", "not valid JSON"),
         ('[{"role": "bot", "content": "x"}]', "role must be system, user, assistant"),
-        ('[{"role": "tool", "content": "x"}]', "tool calls are not supported yet"),
+        ('[{"role": "function", "content": "x", "name": "f"}]', "send tools and tool_choice"),
         ('[{"role": "user", "content": 3}]', "content must be a string"),
         ("[]", "non-empty JSON list"),
     ],
@@ -101,6 +101,23 @@ def test_bad_render_input(tmp_path: Path, capsysbinary, content: str, message: s
     source.write_text(content, encoding="utf-8")
     code, _, err = run(["show", "huozi3", "--render", str(source)], capsysbinary)
     assert code == ExitCode.USAGE and message in err and "Traceback" not in err
+
+
+def test_render_tool_calls_and_results(tmp_path: Path, capsysbinary) -> None:
+    """A built-in format has no tool syntax: calls and results are the generic JSON turns."""
+    source = tmp_path / "tools.json"
+    calls = [{"id": "c1", "type": "function",
+              "function": {"name": "now", "arguments": '{"zone": "UTC"}'}}]  # fmt: skip
+    source.write_text(json.dumps([
+        {"role": "user", "content": "time?"},
+        {"role": "assistant", "content": None, "tool_calls": calls},
+        {"role": "tool", "tool_call_id": "c1", "content": "12:00"},
+    ]), encoding="utf-8")  # fmt: skip
+    code, out, err = run(["show", "huozi3", "--render", str(source)], capsysbinary)
+    assert code == 0, err
+    text = out.decode("utf-8") if isinstance(out, bytes) else out
+    assert '{"tool_calls": [{"name": "now", "arguments": {"zone": "UTC"}}]}' in text
+    assert '{"tool_response": {"name": "", "id": "c1", "content": "12:00"}}' in text
 
 
 def test_unknown_model(capsysbinary) -> None:

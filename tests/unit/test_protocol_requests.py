@@ -2,7 +2,8 @@
 against the official ``openai`` SDK's and ``ollama`` client's own request types, so a
 field they add fails here until it is classified), each rule is stated once, refused
 features are a 400 naming the field, and the chat-message parser turns wire messages
-into ``types.Message`` (tool turns included, for when tools are switched on)."""
+into ``types.Message`` (tool turns included); tools, tool_choice, response_format and
+Ollama's format become ``types.ToolUse`` / ``types.ReplyFormat``."""
 
 from __future__ import annotations
 
@@ -20,7 +21,15 @@ from localchat.protocol import parse_messages, parse_request, validate
 from localchat.protocol.base import MAX_STOP_CHARS, MAX_STOP_STRINGS
 from localchat.protocol.messages import ChatMessage
 from localchat.settings import Settings
-from localchat.types import Message, PromptSpec, SamplingParams, ToolCall, ToolSpec
+from localchat.types import (
+    Message,
+    PromptSpec,
+    ReplyFormat,
+    SamplingParams,
+    ToolCall,
+    ToolSpec,
+    ToolUse,
+)
 
 openai = pytest.importorskip("openai")
 ollama = pytest.importorskip("ollama")
@@ -118,12 +127,12 @@ def test_harmless_fields_are_accepted() -> None:
 @pytest.mark.parametrize(
     ("fields", "named"),
     [
-        ({"tools": [{"type": "function", "function": {"name": "f"}}]}, "tools"),
-        ({"tool_choice": "required"}, "tool_choice"),
+        ({"tools": [{"type": "custom", "custom": {"name": "f"}}]}, "tools"),
+        ({"tool_choice": {"type": "custom", "custom": {"name": "f"}}}, "tool_choice.type"),
         ({"functions": [{"name": "f"}]}, "functions"),
         ({"function_call": {"name": "f"}}, "function_call"),
-        ({"response_format": {"type": "json_object"}}, "response_format"),
-        ({"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}, "response_format"),
+        ({"response_format": {"type": "json_schema"}}, "response_format"),
+        ({"response_format": {"type": "grammar"}}, "response_format.type"),
         ({"n": 9}, "n"),  # more choices than the 8 a request may have
         ({"logprobs": True}, "logprobs"),
         ({"top_logprobs": 3}, "top_logprobs"),
@@ -151,10 +160,9 @@ def test_refused_fields_are_named(fields: dict[str, object], named: str) -> None
           "input_audio": {"data": "", "format": "wav"}}]}, "messages[0].content[0]"),
         ({"role": "user", "content": [{"type": "file", "file": {"file_id": "f"}}]},
          "messages[0].content[0]"),
-        ({"role": "tool", "content": "42", "tool_call_id": "c1"}, "messages[0].role"),
         ({"role": "function", "content": "42", "name": "f"}, "messages[0].role"),
-        ({"role": "assistant", "tool_calls": [{"id": "c1", "type": "function",
-          "function": {"name": "f", "arguments": "{}"}}]}, "messages[0].tool_calls"),
+        ({"role": "assistant", "content": None, "function_call": {"name": "f",
+          "arguments": "{}"}}, "messages[0].function_call"),
         ({"role": "assistant", "content": "x", "audio": {"id": "a"}}, "messages[0].audio"),
     ],
 )  # fmt: skip
@@ -200,15 +208,10 @@ def test_ollama_options_honoured_harmless_and_refused() -> None:
 @pytest.mark.parametrize(
     ("schema", "fields", "named"),
     [
-        (ollama_wire.ChatRequest, {"tools": [{"type": "function", "function": {"name": "f"}}]},
-         "tools"),
-        (ollama_wire.ChatRequest, {"format": "json"}, "format"),
-        (ollama_wire.ChatRequest, {"format": {"type": "object"}}, "format"),
+        (ollama_wire.ChatRequest, {"format": "yaml"}, "format"),
         (ollama_wire.ChatRequest, {"think": "high"}, "think"),
         (ollama_wire.ChatRequest, {"messages": [{**USER, "images": ["aGk="]}]},
          "messages[0].images"),
-        (ollama_wire.ChatRequest, {"messages": [{"role": "tool", "content": "1",
-                                                 "tool_name": "f"}]}, "messages[0].role"),
         (ollama_wire.GenerateRequest, {"images": ["aGk="]}, "images"),
         (ollama_wire.GenerateRequest, {"suffix": "x"}, "suffix"),
         (ollama_wire.GenerateRequest, {"template": "{{ .Prompt }}"}, "template"),
@@ -221,8 +224,7 @@ def test_ollama_refusals_are_named(schema: type, fields: dict[str, object], name
     assert refused(raw, schema).startswith(f"{named}: ")
 
 
-def test_tools_and_tool_turns_already_parse_into_localchat_types() -> None:
-    """Refused for now, but parsed: switching tools on is a change of the refusal table."""
+def test_tools_and_tool_turns_parse_into_localchat_types() -> None:
     tool = {"type": "function", "function": {"name": "get_weather", "description": "d",
             "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}  # fmt: skip
     messages = [
@@ -250,13 +252,61 @@ def test_tools_and_tool_turns_already_parse_into_localchat_types() -> None:
                "function": {"name": "f", "arguments": "[1]"}}]}  # fmt: skip
         ChatMessage.model_validate(bad).to_message("messages[2]")
     ollama_request = validate(ollama_wire.ChatRequest, {"model": "m", "tools": [tool], "messages": [
-        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}}]},
+        {"role": "assistant", "tool_calls": [{"function": {"name": "f", "arguments": {"a": 1}}},
+                                             {"id": "c2", "function": {"name": "f", "index": 1,
+                                                                       "arguments": {}}}]},
         {"role": "tool", "content": "2", "tool_name": "f"}]})  # fmt: skip
     assert ollama_request.tool_specs()[0].name == "get_weather"
     assert [m.to_message() for m in ollama_request.messages] == [
-        Message("assistant", "", (ToolCall("f", {"a": 1}),)),
+        Message("assistant", "", (ToolCall("f", {"a": 1}), ToolCall("f", {}, "c2"))),
         Message("tool", "2", name="f"),
     ]
+
+
+def test_tool_choice_and_formats_become_tool_use_and_reply_format() -> None:
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}
+    spec = (ToolSpec("f", "", {"type": "object"}),)
+
+    def openai_body(**fields: object) -> openai_wire.ChatCompletionRequest:
+        return parse_request(chat(**fields), openai_wire.ChatCompletionRequest)
+
+    assert openai_body().tool_use() is None and openai_body().reply_format() is None
+    assert openai_body(tool_choice="none").tool_use() is None
+    assert openai_body(tools=[tool]).tool_use() == ToolUse(spec, "auto")
+    assert openai_body(tools=[tool], tool_choice="required", parallel_tool_calls=False
+                       ).tool_use() == ToolUse(spec, "required", None, False)  # fmt: skip
+    named = {"type": "function", "function": {"name": "f"}}
+    assert openai_body(tools=[tool], tool_choice=named).tool_use() == ToolUse(spec, "required", "f")
+    # tool_choice "required" without tools is kept, so the server can refuse it by name
+    assert openai_body(tool_choice="required").tool_use() == ToolUse((), "required")
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    assert openai_body(response_format={"type": "text"}).reply_format() is None
+    assert openai_body(response_format={"type": "json_object"}).reply_format() == ReplyFormat()
+    as_schema = {
+        "type": "json_schema",
+        "json_schema": {"name": "n", "schema": schema, "strict": True},
+    }
+    assert openai_body(response_format=as_schema).reply_format() == ReplyFormat(schema, "n")
+    without = {"type": "json_schema", "json_schema": {"name": "n"}}
+    assert openai_body(response_format=without).reply_format() == ReplyFormat(None, "n")
+
+    def ollama_body(**fields: object) -> ollama_wire.ChatRequest:
+        raw = json.dumps({"model": "m", "messages": [USER], **fields}).encode()
+        return parse_request(raw, ollama_wire.ChatRequest)
+
+    assert ollama_body().reply_format() is None and ollama_body(format="").reply_format() is None
+    assert ollama_body(format="json").reply_format() == ReplyFormat()
+    assert ollama_body(format=schema).reply_format() == ReplyFormat(schema, "format")
+    assert ollama_body(tools=[tool]).tool_use() == ToolUse(spec)
+    assert ollama_body().tool_use() is None
+    # localchat's extras in Ollama's options, as OpenAI has them
+    forced = ollama_body(tools=[tool], options={"tool_choice": "required",
+                                                "parallel_tool_calls": False})  # fmt: skip
+    assert forced.tool_use() == ToolUse(spec, "required", None, False)
+    assert ollama_body(tools=[tool], options={"tool_choice": "f"}).tool_use() == ToolUse(
+        spec, "required", "f")  # fmt: skip
+    raw = json.dumps({"model": "m", "prompt": "p", "options": {"tool_choice": "required"}})
+    assert refused(raw.encode(), ollama_wire.GenerateRequest).startswith("options.tool_choice: ")
 
 
 # -- one rule each -----------------------------------------------------------------------

@@ -188,3 +188,11 @@ def test_list_json_keeps_its_fields(tiny_gguf: Path, capsysbinary) -> None:
         "commit", "files",
     ]  # fmt: skip
     assert (model["format"], model["commit"], model["quant"]) == ("gguf", COMMIT, "Q4_K_M")
+
+
+def test_every_service_name_is_exported_and_loads() -> None:
+    """``__all__`` (what type checkers and ``import *`` see) lists exactly the names the
+    package loads on first use, and each of them loads."""
+    assert sorted(services.__all__) == sorted(services._MODULE_OF)
+    for name in services.__all__:
+        assert getattr(services, name) is not None

@@ -3,6 +3,8 @@
 Generation is our own token loop over the model's forward pass with a KV cache, fed
 to the decode loop the llama.cpp backend uses (``engine.decode``), so stop ids, stop
 strings, incremental UTF-8, timing and cancel-at-the-next-token behave exactly as there.
+A grammar (structured output, tool calls) is enforced on the logits by llguidance
+(``constrained``), the same GBNF llama.cpp's sampler takes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from localchat.engine.awq.constrained import GrammarConstraint, GrammarTokenizer
 from localchat.engine.awq.loader import LoadedAwq, load_awq
 from localchat.engine.awq.sampling import pick_token
 from localchat.engine.decode import decode_tokens
@@ -49,6 +52,7 @@ class AwqBackend:
             renamed = self._loaded.renamed_keys
             self.load_report.log_text += f"\nmapped {renamed} AutoAWQ legacy Mixtral keys\n"
         self._end_ids = _end_token_ids(self._loaded)
+        self._grammar_tokenizer: GrammarTokenizer | None = None  # built with the first grammar
 
     @property
     def n_ctx(self) -> int:
@@ -91,7 +95,8 @@ class AwqBackend:
         stats.prompt_tokens = len(tokens)
         stop_ids = set(prompt.stop_token_ids) | self._end_ids
         history = list(tokens)
-        token_ids = self._tokens(tokens, sampling, history, generator)
+        constraint = self._constraint(sampling, stop_ids)
+        token_ids = self._tokens(tokens, sampling, history, generator, constraint)
         yield from decode_tokens(
             token_ids,
             IncrementalDetokenizer(loaded.tokenizer, prompt.render_special_tokens),
@@ -102,10 +107,27 @@ class AwqBackend:
             close=token_ids.close,
         )
 
+    def _constraint(self, sampling: SamplingParams, end_ids: set[int]) -> GrammarConstraint | None:
+        if not sampling.grammar:
+            return None
+        loaded = self._model()
+        if self._grammar_tokenizer is None:
+            self._grammar_tokenizer = GrammarTokenizer(loaded.tokenizer, end_ids)
+        tokenizer = loaded.tokenizer
+        return self._grammar_tokenizer.constraint(
+            sampling, lambda: IncrementalDetokenizer(tokenizer, render_special_tokens=True)
+        )
+
     def _tokens(
-        self, prompt_ids: list[int], sampling: SamplingParams, history: list[int], generator: Any
+        self,
+        prompt_ids: list[int],
+        sampling: SamplingParams,
+        history: list[int],
+        generator: Any,
+        constraint: GrammarConstraint | None = None,
     ) -> Iterator[int]:
-        """Prefill in chunks, then one forward pass per token with the KV cache."""
+        """Prefill in chunks, then one forward pass per token with the KV cache; a grammar
+        masks each token's logits before the draw."""
         loaded = self._model()
         torch, model, device = loaded.torch, loaded.model, loaded.device
         cache_arg = loaded.cache_kwarg
@@ -117,7 +139,12 @@ class AwqBackend:
                 out = model(input_ids=chunk, use_cache=True, logits_to_keep=1, **{cache_arg: past})
                 past = out.past_key_values
             while True:
-                token = pick_token(torch, out.logits[0, -1], sampling, history, generator)
+                logits = out.logits[0, -1]
+                if constraint is not None:
+                    logits = constraint.mask(torch, logits.float())
+                token = pick_token(torch, logits, sampling, history, generator)
+                if constraint is not None:
+                    constraint.accept(token)
                 history.append(token)
                 yield token
                 step = torch.tensor([[token]], device=device)
