@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from localchat.addresses import parse_endpoints, parse_link
 from localchat.cli.options import link_option, rpc_option
 from localchat.cli.slots_option import SlotCount
 from localchat.settings import PARALLEL_AUTO, load_settings
@@ -132,7 +133,6 @@ def _settings_parallel() -> int | str:
 
 def _check_workers(rpc: str | None, link: str | None) -> None:
     """Malformed --rpc/--link fail now, not at the first request (workers are probed then)."""
-    from localchat.addresses import parse_endpoints, parse_link
 
     parse_endpoints(rpc)
     if link:

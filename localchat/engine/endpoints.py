@@ -17,7 +17,7 @@ import socket
 from urllib.parse import urlsplit
 
 from localchat.engine.settings import RemoteSettings
-from localchat.errors import ConfigError
+from localchat.errors import ConfigError, LocalchatError
 
 ENV_HOST = "LOCALCHAT_HOST"
 ENV_ENGINE = "LOCALCHAT_ENGINE"
@@ -68,7 +68,6 @@ def _is_localchat(base: str) -> bool:
     # Imported here: only when something listens, so `ask --local` never pays for them.
     import httpx
 
-    from localchat.errors import LocalchatError
     from localchat.protocol import parse_json, validate
     from localchat.protocol.ollama import VersionReply
 

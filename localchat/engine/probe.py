@@ -30,6 +30,7 @@ from localchat.engine.interrupt import loads_cancelled
 from localchat.errors import CorruptModelFile, EngineError, ExitCode, Interrupted, LocalchatError
 from localchat.jsonfile import read_json, update_json
 from localchat.paths import data_dir
+from localchat.types import SamplingParams
 
 PROBE_CTX_TOKENS = 256
 PROBE_TIMEOUT_S = 600.0
@@ -224,7 +225,6 @@ def _load_and_decode(model_path: Path) -> int:
     from localchat.llamacpp.context import DECODE_OK, ContextParams, LlamaContext
     from localchat.llamacpp.model import LlamaModel, ModelParams
     from localchat.llamacpp.sampler import Sampler
-    from localchat.types import SamplingParams
 
     lib = library()
     lib.log.to_file, lib.log.echo_to_stderr = False, True  # the parent keeps our output

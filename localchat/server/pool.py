@@ -23,10 +23,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from localchat.errors import DoesNotFit, ServerBusy
-from localchat.reference import ModelRef
 from localchat.server.admission import StreamSlots
 from localchat.server.blocking_stream import ChoiceItem, stream_from_threads
 from localchat.server.config import ServerConfig
+from localchat.services import ModelRef
 from localchat.types import GenerationStats, TextStream
 
 log = logging.getLogger("localchat.server")

@@ -6,7 +6,9 @@
   imports are annotations and do not count);
 - a localchat import inside a function is for a heavy or optional dependency only (each
   allowed target below says which);
-- no model-format name is compared outside the backends (``engine/``) and the planner.
+- no model-format name is compared outside the backends (``engine/``) and the planner;
+- the type checker (mypy, configured in pyproject.toml: strict on the plain types, the
+  backend interface, the registry, the wire protocol and the services) passes.
 """
 
 from __future__ import annotations
@@ -54,6 +56,17 @@ def test_the_import_contracts_hold() -> None:
         timeout=300,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_the_type_checker_passes() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--no-error-summary"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
 
 
 def _graph() -> dict[str, set[str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import io
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from typing import Any
 
 from localchat.engine.awq.constrained import GrammarConstraint, GrammarTokenizer
@@ -71,7 +71,7 @@ class AwqBackend:
         return len(self._model().tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def token_text(self, token_id: int) -> str:
-        return self._model().tokenizer.decode([token_id], skip_special_tokens=False)
+        return str(self._model().tokenizer.decode([token_id], skip_special_tokens=False))
 
     @property
     def max_streams(self) -> int:
@@ -125,7 +125,7 @@ class AwqBackend:
         history: list[int],
         generator: Any,
         constraint: GrammarConstraint | None = None,
-    ) -> Iterator[int]:
+    ) -> Generator[int, None, None]:
         """Prefill in chunks, then one forward pass per token with the KV cache; a grammar
         masks each token's logits before the draw."""
         loaded = self._model()
@@ -153,7 +153,7 @@ class AwqBackend:
 
     def _tokenize_prompt(self, prompt: PromptSpec) -> list[int]:
         tokenizer = self._model().tokenizer
-        ids = tokenizer(prompt.text, add_special_tokens=False)["input_ids"]
+        ids: list[int] = list(tokenizer(prompt.text, add_special_tokens=False)["input_ids"])
         bos = tokenizer.bos_token_id
         if not prompt.has_bos and bos is not None and _adds_bos(tokenizer):
             ids = [bos, *ids]
@@ -194,7 +194,7 @@ class IncrementalDetokenizer:
         self._read = 0  # ids already turned into emitted text
 
     def _decode(self, ids: list[int]) -> str:
-        return self._tokenizer.decode(ids, skip_special_tokens=self._skip_special)
+        return str(self._tokenizer.decode(ids, skip_special_tokens=self._skip_special))
 
     def feed(self, token: int) -> str:
         self._ids.append(token)

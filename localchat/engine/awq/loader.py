@@ -59,7 +59,7 @@ def import_torch_stack() -> tuple[Any, Any]:
             f"the AWQ backend's libraries failed to load ({type(exc).__name__}: {exc})",
             hint=INSTALL_HINT,
         ) from exc
-    transformers.logging.set_verbosity_error()
+    transformers.logging.set_verbosity_error()  # type: ignore[no-untyped-call]  # untyped library
     return torch, gptqmodel
 
 
