@@ -47,22 +47,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "bench" / "results" / "concurrency.json"
+from bench.concurrency_http import NATIVE_PARAMS  # noqa: E402 (after the sys.path line)
+
 HTTP_MODULES = ("xllamacpp", "uvicorn", "starlette", "sse_starlette")  # both servers' needs
 TOPICS = ["a dragon", "the sea", "a lighthouse", "a robot", "the moon", "a forest", "a city",
           "a river", "a mountain", "a storm"]  # fmt: skip
 
-NATIVE_CHILD = r"""
-import json, sys, threading, time
-import xllamacpp as x
-cfg = json.loads(sys.argv[1])
-p = x.CommonParams()
-p.model.path = cfg["model"]
-p.n_parallel, p.kv_unified = cfg["slots"], True
-p.n_ctx, p.n_batch, p.n_ubatch = cfg["slots"] * cfg["ctx_per_seq"], 512, 512
-p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
-p.swa_full = True  # localchat's (and llama.cpp's context) default; the server's is False
-fa = x.llama_flash_attn_type
-p.flash_attn_type = fa.LLAMA_FLASH_ATTN_TYPE_ENABLED if cfg["flash_attn"] else fa.LLAMA_FLASH_ATTN_TYPE_DISABLED
+NATIVE_CHILD = (
+    NATIVE_PARAMS
+    + r"""
+import threading, time
 server = x.Server(p)
 print(json.dumps({"ready": True}), flush=True)
 for line in sys.stdin:
@@ -82,6 +76,7 @@ for line in sys.stdin:
     [t.start() for t in threads]; [t.join() for t in threads]
     print(json.dumps({"wall_s": time.perf_counter() - began, "streams": out}), flush=True)
 """
+)
 
 BARE_CHILD = r"""
 import ctypes, json, sys, time, llama_cpp

@@ -28,7 +28,8 @@ from typing import Any
 
 import httpx
 
-NATIVE_HTTP_CHILD = r"""
+# The native server's parameters, matched to localchat's (both child scripts start with it).
+NATIVE_PARAMS = r"""
 import json, sys
 import xllamacpp as x
 cfg = json.loads(sys.argv[1])
@@ -40,11 +41,17 @@ p.cpuparams.n_threads = p.cpuparams_batch.n_threads = cfg["threads"]
 p.swa_full = True  # localchat's (and llama.cpp's context) default; the server's is False
 fa = x.llama_flash_attn_type
 p.flash_attn_type = fa.LLAMA_FLASH_ATTN_TYPE_ENABLED if cfg["flash_attn"] else fa.LLAMA_FLASH_ATTN_TYPE_DISABLED
+"""
+
+NATIVE_HTTP_CHILD = (
+    NATIVE_PARAMS
+    + r"""
 p.port, p.hostnames = cfg["port"], ["127.0.0.1"]
 server = x.Server(p)
 print(json.dumps({"ready": server.listening_address}), flush=True)
 sys.stdin.read()  # serve until the parent closes stdin
 """
+)
 START_TIMEOUT_S = 180.0
 
 

@@ -156,35 +156,20 @@ def _quant_table(plan: Plan) -> list[str]:
     """Every quant considered: size, placement, speed and expected quality loss; * = chosen."""
     if plan.quality is None and not plan.alternatives:
         return []  # AWQ, or no quality figures: the reasons say it all
-    chosen = {
-        "quant": plan.quant,
-        "fits": plan.fits,
-        "n_gpu_layers": plan.n_gpu_layers,
-        "n_cpu_moe": plan.n_cpu_moe,
-        "n_ctx": plan.n_ctx,
-        "predicted_tok_s": plan.predicted_tok_s,
-        "weights": plan.weights_bytes,
-        "quality": plan.quality.to_json() if plan.quality is not None else None,
-    }
-    rows = sorted([chosen, *plan.alternatives], key=_quality_key)
+    rows = plan.quant_rows()
     reference = next((r["quality"]["reference_model"] for r in rows if r["quality"]), "")
     lines = [
         f"  {'quant':<8}{'size':>8}  {'on GPU':<21}{'context':>7}{'tok/s':>7}  "
         f"loss vs F16, {reference}"
     ]
     for row in rows:
-        mark = "*" if row is chosen else " "
+        mark = "*" if row["chosen"] else " "
         lines.append(
             f"{mark} {row['quant']:<8}{row['weights'] / 1e9:>5.1f} GB  "
             f"{_placement(row, plan.n_layers):<21}{row['n_ctx']:>7}"
             f"{row['predicted_tok_s']:>7.1f}  {_quality_text(row)}"
         )
     return [*lines, ""]
-
-
-def _quality_key(row: dict[str, Any]) -> tuple[bool, float]:
-    quality = row["quality"]
-    return (quality is None, quality["kld"] if quality else 0.0)
 
 
 def _placement(row: dict[str, Any], n_layers: int) -> str:

@@ -7,15 +7,28 @@ is said at once.  Everything the hub sends is checked (``hub.names``) before use
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from localchat.hub.client import RetryPolicy, hub_endpoint, hub_errors, hub_token, with_retries
+from localchat.errors import DownloadFailed
+from localchat.hub.client import (
+    RetryPolicy,
+    TransientError,
+    hub_endpoint,
+    hub_errors,
+    hub_token,
+    status_error,
+    with_retries,
+)
 from localchat.hub.names import check_commit, check_etag, check_repo_path, unsafe_name
+from localchat.hub.pages import get_json_page, same_origin
 from localchat.hub.verify import ExpectedDigest
 
 ONE_TRY = RetryPolicy(attempts=1)
+MAX_TREE_PAGES = 100  # the hub sends 1000 files a page: 100,000 files
+TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -53,17 +66,21 @@ class Listing:
     files: tuple[RemoteFile, ...]
 
 
-def remote_files(entries: Iterable[Any]) -> list[RemoteFile]:
-    """huggingface_hub ``RepoFile`` entries → RemoteFile, every name checked."""
-    return [
-        RemoteFile(
-            path=check_repo_path(entry.path),
-            size_bytes=_size(entry.size),
-            blob_id=check_etag(entry.blob_id),
-            sha256=check_etag(entry.lfs.sha256) if entry.lfs is not None else None,
-        )
-        for entry in entries
-    ]
+def remote_files(entries: Iterable[Mapping[str, Any]]) -> list[RemoteFile]:
+    """The hub's tree entries (``{"path", "size", "oid", "lfs": {"oid", "size"}}``) as
+    RemoteFile, every name, id and size checked."""
+    return [_remote_file(entry) for entry in entries]
+
+
+def _remote_file(entry: Mapping[str, Any]) -> RemoteFile:
+    lfs = entry.get("lfs")
+    lfs = lfs if isinstance(lfs, dict) else None
+    return RemoteFile(
+        path=check_repo_path(entry.get("path")),
+        size_bytes=_size(lfs.get("size") if lfs is not None else entry.get("size")),
+        blob_id=check_etag(entry.get("oid")),
+        sha256=check_etag(lfs.get("oid")) if lfs is not None else None,
+    )
 
 
 def _size(value: object) -> int:
@@ -79,21 +96,56 @@ def _what(repo_id: str, revision: str) -> str:
 def list_files(
     repo_id: str, revision: str, *, policy: RetryPolicy | None = None, label: str = ""
 ) -> list[RemoteFile]:
-    """Every file of ``repo_id`` at ``revision`` (all pages of the hub's tree listing).
-    ``label`` names the repo in errors (default: ``repo@revision``)."""
-    # huggingface_hub takes 0.2 s to import: only when the hub is asked
-    from huggingface_hub import HfApi
-    from huggingface_hub.hf_api import RepoFile
-
-    api = HfApi(endpoint=hub_endpoint(), token=hub_token())
+    """Every file of ``repo_id`` at ``revision`` (all pages of the hub's tree listing,
+    ``MAX_TREE_PAGES`` at most, each read with a size bound).  ``label`` names the repo in
+    errors (default: ``repo@revision``)."""
     what = label or _what(repo_id, revision)
+    url = f"{hub_endpoint()}/api/models/{repo_id}/tree/{quote(revision, safe='')}"
 
     def call() -> list[RemoteFile]:
         with hub_errors(what, repo_id=repo_id):
-            entries = api.list_repo_tree(repo_id, recursive=True, revision=revision)
-            return remote_files(e for e in entries if isinstance(e, RepoFile))
+            return _tree_files(url, what, repo_id)
 
     return with_retries(call, what=f"listing {what}", policy=policy)
+
+
+def _tree_files(url: str, what: str, repo_id: str) -> list[RemoteFile]:
+    files: list[RemoteFile] = []
+    page_url = url
+    params: dict[str, Any] | None = {"recursive": "true", "expand": "false"}
+    for _ in range(MAX_TREE_PAGES):
+        page, next_url = get_json_page(
+            page_url,
+            params,
+            what=f"listing {what}",
+            check_status=lambda status: _check_listing_status(status, what, repo_id),
+            hint="check the network; catalog models also plan offline",
+            timeout_s=TIMEOUT_S,
+            raw_transport_errors=True,  # the caller's retry policy judges them
+        )
+        files += remote_files(entry for entry in page if _is_file(entry))
+        params = None  # the next link carries the query
+        if next_url is None:
+            return files
+        if not same_origin(next_url):  # a token is never sent elsewhere
+            raise DownloadFailed(
+                f"listing {what}: the hub's next page is on another host; refused",
+                hint="check HF_ENDPOINT: only trusted hubs should answer it",
+            )
+        page_url = next_url
+    raise DownloadFailed(f"listing {what}: more than {MAX_TREE_PAGES} pages of files; refused")
+
+
+def _check_listing_status(status: int, what: str, repo_id: str) -> None:
+    if status == 200:
+        return
+    if status in (408, 429) or status >= 500:
+        raise TransientError(f"the hub answered HTTP {status}")
+    raise status_error(status, f"listing {what}", repo_id=repo_id)
+
+
+def _is_file(entry: Any) -> bool:
+    return isinstance(entry, dict) and entry.get("type") == "file"
 
 
 def fetch_listing(repo_id: str, revision: str) -> Listing:

@@ -12,20 +12,17 @@ counted, never shown and never planned.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
-from localchat.errors import AuthRequired, ConfigError, DownloadFailed, LocalchatError
-from localchat.hub.client import LOGIN_HINT, hub_endpoint, is_offline, network_error, status_error
+from localchat.errors import AuthRequired, ConfigError, DownloadFailed
+from localchat.hub.client import LOGIN_HINT, hub_endpoint, is_offline, status_error
 from localchat.hub.names import check_commit
-from localchat.hub.ranges import auth_headers
+from localchat.hub.pages import json_pages
 
-MAX_PAGE_BYTES = 8 << 20  # the real hub sends ~2 kB per repo: 1000 repos fit in 2 MB
 MAX_PAGES = 10
 MAX_PAGE_ENTRIES = 1000  # entries looked at per page (the hub's own page size)
 MAX_LIMIT = 100
@@ -123,49 +120,18 @@ def search_repos(
 
 
 def _pages(params: dict[str, Any], timeout_s: float) -> Iterator[list[Any]]:
-    """The hub's pages, following its ``Link`` header (on the same hub, ``MAX_PAGES`` at
-    most); the caller stops asking once it has enough."""
-    url: str | None = f"{hub_endpoint()}/api/models"
-    query: dict[str, Any] | None = params
-    for _ in range(MAX_PAGES):
-        if url is None or not _same_origin(url):
-            return
-        page, url = get_json_page(url, query, timeout_s=timeout_s)
-        query = None  # the next link carries the query
-        yield page
-
-
-def _same_origin(url: str | None) -> bool:
-    """Pages are followed on the configured hub only: a token is never sent elsewhere."""
-    if url is None:
-        return False
-    here, there = urlsplit(hub_endpoint()), urlsplit(url)
-    return (here.scheme, here.netloc) == (there.scheme, there.netloc)
-
-
-def get_json_page(
-    url: str, params: dict[str, Any] | None, *, timeout_s: float
-) -> tuple[list[Any], str | None]:
-    """One page of a hub listing (a JSON array), read to at most ``MAX_PAGE_BYTES``, and
-    the next page's URL from the ``Link`` header."""
-    from huggingface_hub import get_session  # slow to import: only when the hub is asked
-
+    """The hub's pages of repos (``MAX_PAGES`` at most); the caller stops asking once it
+    has enough."""
     what = "searching the hub"
-    try:
-        with get_session().stream(
-            "GET", url, params=params, headers=auth_headers(None), timeout=timeout_s,
-            follow_redirects=True,
-        ) as response:  # fmt: skip
-            _check_status(response.status_code, what)
-            body = _read_capped(response.iter_bytes(), MAX_PAGE_BYTES, what)
-            next_url = response.links.get("next", {}).get("url")
-    except LocalchatError:
-        raise
-    except Exception as exc:  # network boundary: any transport error becomes one line
-        raise network_error(
-            exc, what, hint="check the network; `localchat catalog` works offline"
-        ) from exc
-    return _json_array(body, what), next_url if isinstance(next_url, str) else None
+    yield from json_pages(
+        f"{hub_endpoint()}/api/models",
+        params,
+        what=what,
+        check_status=lambda status: _check_status(status, what),
+        hint="check the network; `localchat catalog` works offline",
+        timeout_s=timeout_s,
+        max_pages=MAX_PAGES,
+    )
 
 
 def _check_status(status: int, what: str) -> None:
@@ -177,30 +143,6 @@ def _check_status(status: int, what: str) -> None:
         raise DownloadFailed(f"{what}: {hub_endpoint()} does not offer search (HTTP 404)")
     error = status_error(status, what)
     raise error if isinstance(error, DownloadFailed) else DownloadFailed(error.message)
-
-
-def _read_capped(chunks: Iterable[bytes], max_bytes: int, what: str) -> bytes:
-    parts: list[bytes] = []
-    have = 0
-    for chunk in chunks:
-        have += len(chunk)
-        if have > max_bytes:
-            raise DownloadFailed(
-                f"{what}: the hub's answer is larger than {max_bytes >> 20} MB; refused",
-                hint="check HF_ENDPOINT: only trusted hubs should answer it",
-            )
-        parts.append(chunk)
-    return b"".join(parts)
-
-
-def _json_array(body: bytes, what: str) -> list[Any]:
-    try:
-        data = json.loads(body)
-    except (ValueError, RecursionError) as exc:  # RecursionError: nesting thousands deep
-        raise DownloadFailed(f"{what}: the hub's answer is not valid JSON") from exc
-    if not isinstance(data, list):
-        raise DownloadFailed(f"{what}: the hub's answer is not a list of repos")
-    return data
 
 
 # ---------------------------------------------------------------------- one entry

@@ -20,6 +20,7 @@ os.environ.setdefault("GGML_NO_BACKTRACE", "1")
 try:
     import llama_cpp as package
     from llama_cpp import llama_cpp as C
+    from llama_cpp import llama_grammar as grammar_module
 except ImportError as exc:
     raise BackendUnavailable(
         "llama-cpp-python is not installed",
@@ -31,4 +32,4 @@ except OSError as exc:  # the shared library failed to load
         hint="reinstall it; see `localchat doctor`",
     ) from exc
 
-__all__ = ["C", "package"]
+__all__ = ["C", "grammar_module", "package"]

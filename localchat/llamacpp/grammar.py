@@ -86,7 +86,7 @@ def _check_size(chars: int) -> None:
 @functools.cache
 def _converter_class() -> type:
     # llama_cpp loads its native library on import: only once a grammar is wanted.
-    from llama_cpp import llama_grammar
+    from localchat.llamacpp._bindings import grammar_module as llama_grammar
 
     converter: Any = llama_grammar.SchemaConverter  # untyped upstream code
     rule_chars = llama_grammar.INVALID_RULE_CHARS_RE

@@ -86,6 +86,25 @@ class Plan:
     network: Any = None  # planner.network.NetworkCost when RPC workers take part
     pooling: str | None = None  # an embedding model's pooling ("mean", ...); None: generative
 
+    def quant_rows(self) -> list[dict[str, Any]]:
+        """Every quant weighed, best quality first, each as ``alternatives`` holds them,
+        the chosen one with ``chosen: True`` (what ``plan`` and search's per-quant view show)."""
+        chosen = {
+            "quant": self.quant,
+            "fits": self.fits,
+            "n_gpu_layers": self.n_gpu_layers,
+            "n_cpu_moe": self.n_cpu_moe,
+            "n_ctx": self.n_ctx,
+            "predicted_tok_s": self.predicted_tok_s,
+            "weights": self.weights_bytes,
+            "quality": self.quality.to_json() if self.quality is not None else None,
+            "chosen": True,
+        }
+        rows = [chosen, *({**alt, "chosen": False} for alt in self.alternatives)]
+        return sorted(
+            rows, key=lambda r: (r["quality"] is None, (r["quality"] or {}).get("kld", 0))
+        )
+
     def raise_if_not_fits(self, *, suggest_plan: bool = True) -> None:
         """``DoesNotFit`` with the planner's reason for the chosen quant when nothing fits.
 

@@ -261,16 +261,4 @@ def run_bounded(
 def quant_options(plan: Plan) -> list[dict[str, Any]]:
     """Every quant the planner weighed for a verdict, best quality first (the chosen one
     marked ``chosen``): for the app's per-quant view."""
-    chosen = {
-        "quant": plan.quant,
-        "fits": plan.fits,
-        "n_gpu_layers": plan.n_gpu_layers,
-        "n_cpu_moe": plan.n_cpu_moe,
-        "n_ctx": plan.n_ctx,
-        "predicted_tok_s": plan.predicted_tok_s,
-        "weights": plan.weights_bytes,
-        "quality": plan.quality.to_json() if plan.quality is not None else None,
-        "chosen": True,
-    }
-    rows = [chosen, *({**alt, "chosen": False} for alt in plan.alternatives)]
-    return sorted(rows, key=lambda r: (r["quality"] is None, (r["quality"] or {}).get("kld", 0)))
+    return plan.quant_rows()

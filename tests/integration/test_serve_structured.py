@@ -298,14 +298,16 @@ def test_ollama_format_json_streamed(ollama_client: ollama.Client) -> None:
     parts = list(
         ollama_client.chat(
             model=MODEL,
-            messages=[{"role": "user", "content": "Describe a dog as JSON."}],
+            messages=[
+                {"role": "user", "content": "Describe a dog as JSON with the keys name and breed."}
+            ],
             format="json",
             stream=True,
             options={"temperature": 0, "seed": 3, "num_predict": 150},
         )
     )
-    assert parts[-1].done and parts[-1].done_reason == "stop"
     text = "".join(part.message.content for part in parts)
+    assert parts[-1].done and parts[-1].done_reason == "stop", text
     assert len([p for p in parts if p.message.content]) > 3
     assert isinstance(json.loads(text), dict)
 
@@ -321,10 +323,10 @@ def test_ollama_generate_with_a_schema(ollama_client: ollama.Client) -> None:
 def test_ollama_raw_generate_with_format_json(ollama_client: ollama.Client) -> None:
     """``raw`` skips the chat format, not the format: the continuation is still JSON."""
     reply = ollama_client.generate(
-        model=MODEL, prompt='{"name": "Tom", "species": "cat"}\n', raw=True, format="json",
+        model=MODEL, prompt='Tom is a cat. As JSON: {"name": "Tom", "species": "cat"}\nRex is a dog. As JSON:', raw=True, format="json",
         options={"temperature": 0, "seed": 3, "num_predict": 60},
     )  # fmt: skip
-    assert reply.done_reason == "stop"
+    assert reply.done_reason == "stop", reply.response
     assert isinstance(json.loads(reply.response), dict)
 
 

@@ -13,7 +13,7 @@ import pytest
 from huggingface_hub import HfApi
 
 from localchat.errors import ConfigError, DownloadFailed
-from localchat.hub import search as hub_search
+from localchat.hub import pages as hub_pages
 from localchat.hub.search import check_repo_id, parse_entry, search_repos
 from localchat.services import PlanRequest, SearchRequest, plan_hardware, search_models
 from localchat.services.plan import WhatIf
@@ -86,9 +86,9 @@ def test_a_disabled_repo_is_not_listed() -> None:
 
 def test_nesting_and_non_lists_are_refused() -> None:
     with pytest.raises(DownloadFailed, match="not valid JSON"):
-        hub_search._json_array(b"[" * 100_000 + b"]" * 100_000, "searching")
+        hub_pages._json_array(b"[" * 100_000 + b"]" * 100_000, "searching")
     with pytest.raises(DownloadFailed, match="not a list"):
-        hub_search._json_array(b'{"id": "x"}', "searching")
+        hub_pages._json_array(b'{"id": "x"}', "searching")
 
 
 def test_pages_are_followed_on_the_hub_only(fake_hub: FakeHub) -> None:
@@ -99,7 +99,7 @@ def test_pages_are_followed_on_the_hub_only(fake_hub: FakeHub) -> None:
     assert [r.repo_id for r in page.repos] == [f"acme/m{i}-GGUF" for i in (6, 5, 4, 3, 2)]
     asked = [r.path for r in fake_hub.requests("GET") if r.path.startswith("/api/models?")]
     assert len(asked) == 2 and "cursor=3" in asked[1]
-    assert not hub_search._same_origin("http://evil.example/api/models?cursor=3")
+    assert not hub_pages.same_origin("http://evil.example/api/models?cursor=3")
 
 
 def test_a_bad_sort_or_query_is_a_config_error() -> None:
