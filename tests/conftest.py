@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.fixtures.gguf_files", "tests.fixtures.servers"]
+pytest_plugins = [
+    "tests.fixtures.awq_models",
+    "tests.fixtures.gguf_files",
+    "tests.fixtures.servers",
+]
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -20,11 +20,10 @@ from localchat.engine import load_backend
 from localchat.engine.settings import AwqSettings
 from localchat.errors import CorruptModelFile, EngineError, ExitCode
 from localchat.types import PromptSpec, SamplingParams
-from tests.fixtures import awq_models, fakehub
+from tests.fixtures import fakehub
 from tests.fixtures.fakehub import FakeHub, hub_env
 
 pytestmark = [pytest.mark.awq, pytest.mark.slow]
-awq_tiny = awq_models.awq_tiny  # pytest fixtures
 fake_hub = fakehub.fake_hub
 
 # Teacher-forced greedy agreement of the 4-bit model with its float original, over 6

@@ -18,12 +18,10 @@ from localchat.engine.awq.backend import IncrementalDetokenizer
 from localchat.engine.awq.constrained import GrammarTokenizer
 from localchat.engine.settings import AwqSettings
 from localchat.types import Message, PromptSpec, SamplingParams, ToolSpec
-from tests.fixtures import awq_models
 
 pytestmark = [pytest.mark.awq, pytest.mark.slow]
 pytest.importorskip("llguidance")
 jsonschema = pytest.importorskip("jsonschema")
-awq_tiny = awq_models.awq_tiny  # pytest fixture
 
 SKY = "<s><|user|>\nwhat color is the sky</s>\n<|assistant|>\n"
 SCHEMA = {
