@@ -69,7 +69,7 @@ def _is_localchat(base: str) -> bool:
     import httpx
 
     from localchat.protocol import parse_json, validate
-    from localchat.protocol.ollama import VersionReply
+    from localchat.protocol.ollama_models import VersionReply
 
     try:
         reply = httpx.get(f"{base}/api/version", timeout=PROBE_TIMEOUT_S)

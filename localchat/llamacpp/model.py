@@ -55,6 +55,10 @@ class LlamaModel:
         self.n_vocab = int(C.llama_vocab_n_tokens(self.vocab))
         self.add_bos = bool(C.llama_vocab_get_add_bos(self.vocab))
         self.n_ctx_train = int(C.llama_model_n_ctx_train(handle))
+        # Per token id, asked once: every ctypes call gives up the GIL, and on a busy
+        # server taking it back costs the decode loop more than the call itself.
+        self._is_eog: dict[int, bool] = {}
+        self._pieces: dict[tuple[int, bool], bytes] = {}
 
     def _c_params(self, native: NativeLibrary, params: ModelParams) -> C.llama_model_params:
         c_params: C.llama_model_params = C.llama_model_default_params()
@@ -102,6 +106,13 @@ class LlamaModel:
 
     def piece(self, token: int, *, special: bool) -> bytes:
         """The token's bytes (llama-cpp-python's helper truncates pieces over 32 bytes)."""
+        key = (token, special)
+        found = self._pieces.get(key)
+        if found is None:
+            found = self._pieces[key] = self._read_piece(token, special)
+        return found
+
+    def _read_piece(self, token: int, special: bool) -> bytes:
         buffer = ctypes.create_string_buffer(_PIECE_BUFFER_BYTES)
         count = C.llama_token_to_piece(self.vocab, token, buffer, _PIECE_BUFFER_BYTES, 0, special)
         if count >= 0:
@@ -113,7 +124,10 @@ class LlamaModel:
         return buffer.raw[: max(count, 0)]
 
     def is_end_of_generation(self, token: int) -> bool:
-        return bool(C.llama_vocab_is_eog(self.vocab, token))
+        found = self._is_eog.get(token)
+        if found is None:
+            found = self._is_eog[token] = bool(C.llama_vocab_is_eog(self.vocab, token))
+        return found
 
     def close(self) -> None:
         handle, self.handle = self.handle, None

@@ -7,7 +7,7 @@ are parsed in one place (``messages``), what is parsed but not done yet is refus
 table (``refusals``), and errors map to statuses and codes in one table (``errors``).
 
 - ``openai``: chat completions, completions, embeddings, models, chunks, usage, errors.
-- ``ollama``: chat, generate, embed, embeddings, tags, ps, show, pull, version.
+- ``ollama``: chat, generate, embed, embeddings; ``ollama_models``: tags, ps, show, pull, version.
 - ``decode.parse_request(raw, Model)``: bytes to a checked request, or one ``InvalidRequest``.
 """
 

@@ -15,7 +15,8 @@ from starlette.responses import Response, StreamingResponse
 from localchat import services
 from localchat.errors import InvalidRequest, LocalchatError, ModelNotFound
 from localchat.protocol.errors import error_message
-from localchat.protocol.ollama import (
+from localchat.protocol.ollama import iso_time
+from localchat.protocol.ollama_models import (
     ListedModel,
     ModelDetails,
     ModelRequest,
@@ -26,7 +27,6 @@ from localchat.protocol.ollama import (
     ShowReply,
     TagsReply,
     VersionReply,
-    iso_time,
 )
 from localchat.server.requests import read_body, resolve_model
 from localchat.server.responses import NDJSON, json_response, ndjson_line

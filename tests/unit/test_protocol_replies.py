@@ -11,6 +11,7 @@ import pytest
 
 from localchat import errors
 from localchat.protocol import ollama as ollama_wire
+from localchat.protocol import ollama_models as ollama_models_wire
 from localchat.protocol import openai as openai_wire
 from localchat.protocol import validate
 from localchat.protocol.errors import (
@@ -121,20 +122,20 @@ def test_ollama_replies_parse_with_the_ollama_client() -> None:
     piece = ollama_wire.GenerateReply(model="m", response="a", thinking="t")
     assert ollama.GenerateResponse.model_validate(_wire(piece)).thinking == "t"
     assert "done_reason" not in _wire(piece)  # only the last line says why it ended
-    details = ollama_wire.ModelDetails(format="gguf", quantization_level="Q4_K_M")
-    tags = ollama_wire.TagsReply(models=[ollama_wire.ListedModel(
+    details = ollama_models_wire.ModelDetails(format="gguf", quantization_level="Q4_K_M")
+    tags = ollama_models_wire.TagsReply(models=[ollama_models_wire.ListedModel(
         name="m", model="m", modified_at=ollama_wire.iso_time(0), size=1, details=details)])  # fmt: skip
     assert ollama.ListResponse.model_validate(_wire(tags)).models[0].details.format == "gguf"
-    running = ollama_wire.PsReply(models=[ollama_wire.RunningModel(
+    running = ollama_models_wire.PsReply(models=[ollama_models_wire.RunningModel(
         name="m", model="m", expires_at=ollama_wire.iso_time(0), context_length=2048)])  # fmt: skip
     assert ollama.ProcessResponse.model_validate(_wire(running)).models[0].context_length == 2048
-    shown = ollama_wire.ShowReply(details=details, capabilities=["completion"],
+    shown = ollama_models_wire.ShowReply(details=details, capabilities=["completion"],
                                   model_info={"general.architecture": "gemma3"},
                                   modified_at=ollama_wire.iso_time(0))  # fmt: skip
     assert ollama.ShowResponse.model_validate(_wire(shown)).capabilities == ["completion"]
-    progress = ollama_wire.PullProgress(status="pulling x", digest="x", total=9, completed=3)
+    progress = ollama_models_wire.PullProgress(status="pulling x", digest="x", total=9, completed=3)
     assert ollama.ProgressResponse.model_validate(_wire(progress)).completed == 3
-    assert _wire(ollama_wire.PullProgress(status="success")) == {"status": "success"}
+    assert _wire(ollama_models_wire.PullProgress(status="success")) == {"status": "success"}
 
 
 # -- other servers' replies are read leniently -------------------------------------------
