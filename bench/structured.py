@@ -4,7 +4,7 @@ decoding on the same model, and the time to turn the schema into a grammar.
 In one process, on gemma-3-270m Q4_K_M (the pip model), alternating A/B ``--runs`` times:
   * free: the model continues a prose prompt (``stream_completion``), ``--tokens`` tokens;
   * schema: a chat turn whose reply must match a 20-property schema (``reply_format``),
-    at most ``--tokens`` tokens; the sampler enforces the grammar (llamacpp/sampler.py
+    at most ``--tokens`` tokens (a whole reply is ~250); the sampler enforces the grammar (llamacpp/sampler.py
     draws first, checks the one token, and masks the vocabulary only when it must).
   * grammar first: the schema turn with the grammar masking the whole vocabulary before
     every draw (llama.cpp's own order; the sampler's ``sample`` swapped for that here),
@@ -17,7 +17,7 @@ schema turn over the free one (llama.cpp parsing the grammar, plus the prompt).
 Target (issue 18): schema decode >= 0.9x free.  Prints a table and writes
 bench/results/structured.json.  Asserts nothing.
 
-    python bench/structured.py [--runs 3] [--tokens 160] [--threads N]
+    python bench/structured.py [--runs 3] [--tokens 320] [--threads N]
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def _is_json(text: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--tokens", type=int, default=160)
+    parser.add_argument("--tokens", type=int, default=320)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     from localchat.api import open_model
