@@ -23,7 +23,7 @@ from localchat.hub.client import (
     with_retries,
 )
 from localchat.hub.names import check_commit, check_etag, check_repo_path, unsafe_name
-from localchat.hub.pages import get_json_page, same_origin
+from localchat.hub.pages import JsonListing, same_origin
 from localchat.hub.verify import ExpectedDigest
 
 ONE_TRY = RetryPolicy(attempts=1)
@@ -110,19 +110,18 @@ def list_files(
 
 
 def _tree_files(url: str, what: str, repo_id: str) -> list[RemoteFile]:
+    listing = JsonListing(
+        f"listing {what}",
+        check_status=lambda status: _check_listing_status(status, what, repo_id),
+        hint="check the network; catalog models also plan offline",
+        timeout_s=TIMEOUT_S,
+        raw_transport_errors=True,  # the caller's retry policy judges them
+    )
     files: list[RemoteFile] = []
     page_url = url
     params: dict[str, Any] | None = {"recursive": "true", "expand": "false"}
     for _ in range(MAX_TREE_PAGES):
-        page, next_url = get_json_page(
-            page_url,
-            params,
-            what=f"listing {what}",
-            check_status=lambda status: _check_listing_status(status, what, repo_id),
-            hint="check the network; catalog models also plan offline",
-            timeout_s=TIMEOUT_S,
-            raw_transport_errors=True,  # the caller's retry policy judges them
-        )
+        page, next_url = listing.page(page_url, params)
         files += remote_files(entry for entry in page if _is_file(entry))
         params = None  # the next link carries the query
         if next_url is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -22,27 +23,51 @@ MAX_PAGE_BYTES = 8 << 20  # the real hub sends ~2 kB per repo or ~200 B per file
 StatusCheck = Callable[[int], None]  # raises the error a status means; returns on 200
 
 
-def json_pages(
-    url: str,
-    params: dict[str, Any] | None,
-    *,
-    what: str,
-    check_status: StatusCheck,
-    hint: str,
-    timeout_s: float,
-    max_pages: int,
-) -> Iterator[list[Any]]:
-    """Each page (a JSON array) of a listing at ``url``, ``max_pages`` at most."""
-    next_url: str | None = url
-    query = params
-    for _ in range(max_pages):
-        if next_url is None or not same_origin(next_url):
-            return
-        page, next_url = get_json_page(
-            next_url, query, what=what, check_status=check_status, hint=hint, timeout_s=timeout_s
-        )
-        query = None  # the next link carries the query
-        yield page
+@dataclass(frozen=True)
+class JsonListing:
+    """How to read one of the hub's listings: ``what`` names it in errors, ``check_status``
+    judges each answer's status, ``hint`` goes with a transport failure, which is one
+    ``DownloadFailed`` line or (``raw_transport_errors``) left for the caller's retry loop
+    to judge (``hub.client.with_retries``)."""
+
+    what: str
+    check_status: StatusCheck
+    hint: str
+    timeout_s: float
+    raw_transport_errors: bool = False
+
+    def pages(self, url: str, params: dict[str, Any] | None, max_pages: int) -> Iterator[list[Any]]:
+        """Each page (a JSON array) at ``url``, ``max_pages`` at most; a next link to
+        another host ends the listing."""
+        next_url: str | None = url
+        query = params
+        for _ in range(max_pages):
+            if next_url is None or not same_origin(next_url):
+                return
+            page, next_url = self.page(next_url, query)
+            query = None  # the next link carries the query
+            yield page
+
+    def page(self, url: str, params: dict[str, Any] | None) -> tuple[list[Any], str | None]:
+        """One page (a JSON array), read to at most ``MAX_PAGE_BYTES``, and the next page's
+        URL from the ``Link`` header."""
+        from huggingface_hub import get_session  # slow to import: only when the hub is asked
+
+        try:
+            with get_session().stream(
+                "GET", url, params=params, headers=auth_headers(None), timeout=self.timeout_s,
+                follow_redirects=True,
+            ) as response:  # fmt: skip
+                self.check_status(response.status_code)
+                body = _read_capped(response.iter_bytes(), MAX_PAGE_BYTES, self.what)
+                next_url = response.links.get("next", {}).get("url")
+        except LocalchatError:
+            raise
+        except Exception as exc:  # network boundary: any transport error becomes one line
+            if self.raw_transport_errors:
+                raise
+            raise network_error(exc, self.what, hint=self.hint) from exc
+        return _json_array(body, self.what), next_url if isinstance(next_url, str) else None
 
 
 def same_origin(url: str | None) -> bool:
@@ -51,39 +76,6 @@ def same_origin(url: str | None) -> bool:
         return False
     here, there = urlsplit(hub_endpoint()), urlsplit(url)
     return (here.scheme, here.netloc) == (there.scheme, there.netloc)
-
-
-def get_json_page(
-    url: str,
-    params: dict[str, Any] | None,
-    *,
-    what: str,
-    check_status: StatusCheck,
-    hint: str,
-    timeout_s: float,
-    raw_transport_errors: bool = False,
-) -> tuple[list[Any], str | None]:
-    """One page of a hub listing (a JSON array), read to at most ``MAX_PAGE_BYTES``, and
-    the next page's URL from the ``Link`` header.  A transport failure is one
-    ``DownloadFailed`` line, or (``raw_transport_errors``) left for the caller's retry loop
-    to judge (``hub.client.with_retries``)."""
-    from huggingface_hub import get_session  # slow to import: only when the hub is asked
-
-    try:
-        with get_session().stream(
-            "GET", url, params=params, headers=auth_headers(None), timeout=timeout_s,
-            follow_redirects=True,
-        ) as response:  # fmt: skip
-            check_status(response.status_code)
-            body = _read_capped(response.iter_bytes(), MAX_PAGE_BYTES, what)
-            next_url = response.links.get("next", {}).get("url")
-    except LocalchatError:
-        raise
-    except Exception as exc:  # network boundary: any transport error becomes one line
-        if raw_transport_errors:
-            raise
-        raise network_error(exc, what, hint=hint) from exc
-    return _json_array(body, what), next_url if isinstance(next_url, str) else None
 
 
 def _read_capped(chunks: Iterable[bytes], max_bytes: int, what: str) -> bytes:

@@ -21,7 +21,7 @@ from typing import Any
 from localchat.errors import AuthRequired, ConfigError, DownloadFailed
 from localchat.hub.client import LOGIN_HINT, hub_endpoint, is_offline, status_error
 from localchat.hub.names import check_commit
-from localchat.hub.pages import json_pages
+from localchat.hub.pages import JsonListing
 
 MAX_PAGES = 10
 MAX_PAGE_ENTRIES = 1000  # entries looked at per page (the hub's own page size)
@@ -123,15 +123,13 @@ def _pages(params: dict[str, Any], timeout_s: float) -> Iterator[list[Any]]:
     """The hub's pages of repos (``MAX_PAGES`` at most); the caller stops asking once it
     has enough."""
     what = "searching the hub"
-    yield from json_pages(
-        f"{hub_endpoint()}/api/models",
-        params,
-        what=what,
+    listing = JsonListing(
+        what,
         check_status=lambda status: _check_status(status, what),
         hint="check the network; `localchat catalog` works offline",
         timeout_s=timeout_s,
-        max_pages=MAX_PAGES,
     )
+    yield from listing.pages(f"{hub_endpoint()}/api/models", params, MAX_PAGES)
 
 
 def _check_status(status: int, what: str) -> None:
