@@ -6,7 +6,7 @@ request log (never a prompt or a key).  A real server on 127.0.0.1, the real gem
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -140,9 +140,11 @@ def test_every_request_is_one_log_line_without_prompts_or_keys(server: RunningSe
     assert logged.startswith("localchat serve: POST /v1/chat/completions 200 ")
     assert f"model={MODEL} " in logged
     assert logged.endswith(f"completion_tokens={usage.completion_tokens}")
-    assert "localchat serve: GET /api/tags 401 " in server.log()
-    log_file = next(server.home.rglob("serve.log")).read_text()  # type: ignore[union-attr]
-    assert "POST /v1/chat/completions 200" in log_file and "GET /api/tags 401" in log_file
+    # a line is written once its response is sent: the client may read the answer first
+    assert _wait_for_line(server, "GET /api/tags 401 ").startswith("localchat serve: ")
+    log_path = next(server.home.rglob("serve.log"))  # type: ignore[union-attr]
+    log_file = _wait_for(lambda: log_path.read_text(), "GET /api/tags 401")
+    assert "POST /v1/chat/completions 200" in log_file
     for text in (server.log(), log_file):
         assert SECRET_PROMPT not in text and API_KEY not in text and "nope" not in text
 
@@ -170,10 +172,15 @@ def test_quiet_keeps_request_lines_off_stderr_only(
 
 def _wait_for_line(server: RunningServer, needle: str, timeout_s: float = 20.0) -> str:
     """The log line holding ``needle`` (a stream's line is written when it ends)."""
+    text = _wait_for(server.log, needle, timeout_s)
+    return next(line for line in text.splitlines() if needle in line)
+
+
+def _wait_for(read: Callable[[], str], needle: str, timeout_s: float = 20.0) -> str:
+    """What ``read`` returns once it holds ``needle`` (bounded)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for line in server.log().splitlines():
-            if needle in line:
-                return line
+        if needle in (text := read()):
+            return text
         time.sleep(0.1)
-    raise AssertionError(f"no log line with {needle!r}:\n{server.log()}")
+    raise AssertionError(f"nothing with {needle!r} in:\n{read()}")
