@@ -26,6 +26,7 @@ from localchat.engine.llama import LlamaBackend
 from localchat.engine.settings import LlamaSettings
 from localchat.errors import EngineError, InvalidRequest
 from localchat.types import PromptSpec, SamplingParams, TextStream
+from tests.fixtures.distinct_prompts import PROMPTS
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 pytest.importorskip("llama_cpp")
@@ -33,17 +34,6 @@ pytest.importorskip("llama_cpp")
 N_SLOTS = 8
 CTX_PER_SLOT = 256
 GREEDY = SamplingParams(temperature=0.0, max_tokens=24, stop_on_repetition=False)
-# prompts whose continuations are easy to tell apart, with a word each must produce
-PROMPTS = {
-    "1, 2, 3, 4, 5,": "7",
-    "Monday, Tuesday, Wednesday,": "Friday",
-    "A, B, C, D, E,": "G",
-    "January, February, March,": "May",
-    "red, orange, yellow,": "green",
-    "one, two, three, four,": "six",
-    "The opposite of hot is": "cold",
-    "Paris is the capital of": "France",
-}
 
 
 @pytest.fixture(scope="module")

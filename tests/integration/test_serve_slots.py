@@ -31,6 +31,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.distinct_prompts import PROMPTS
 from tests.fixtures.servers import RunningServer, server_home, start_localchat_server
 from tests.integration.cli import localchat_env, run_localchat
 
@@ -43,17 +44,6 @@ SLOTS = 8
 CTX_PER_SLOT = 2560
 N_BATCH = 512  # the planner's prefill chunk
 MiB = 1 << 20
-# prompts whose continuations are easy to tell apart, with a word each must produce
-PROMPTS = {
-    "1, 2, 3, 4, 5,": "7",
-    "Monday, Tuesday, Wednesday,": "Friday",
-    "A, B, C, D, E,": "G",
-    "January, February, March,": "May",
-    "red, orange, yellow,": "green",
-    "one, two, three, four,": "six",
-    "The opposite of hot is": "cold",
-    "Paris is the capital of": "France",
-}
 COUNTING = "1, 2, 3, 4, 5, 6, 7, 8, 9, 10,"
 
 
