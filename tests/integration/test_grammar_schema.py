@@ -19,15 +19,9 @@ llama_cpp = pytest.importorskip("llama_cpp")
 jsonschema = pytest.importorskip("jsonschema")
 
 from tests.fixtures.gbnf_oracle import GrammarOracle, generate  # noqa: E402
+from tests.fixtures.gbnf_oracle import oracle as oracle  # noqa: E402  (the fixture)
 
 FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
-
-
-@pytest.fixture(scope="module")
-def oracle(gemma_path: Path) -> Iterator[GrammarOracle]:
-    loaded = GrammarOracle.load(gemma_path)
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture(scope="module")

@@ -22,6 +22,7 @@ llama_cpp = pytest.importorskip("llama_cpp")
 jsonschema = pytest.importorskip("jsonschema")
 
 from tests.fixtures.gbnf_oracle import GrammarOracle, generate  # noqa: E402
+from tests.fixtures.gbnf_oracle import oracle as oracle  # noqa: E402  (the fixture)
 
 TEMPLATES = Path(__file__).parents[1] / "fixtures" / "templates"
 TEMPLATE_FILES = {
@@ -60,13 +61,6 @@ ASK = [
     Message("system", "You are a helpful assistant."),
     Message("user", "What is the weather in Paris?"),
 ]
-
-
-@pytest.fixture(scope="module")
-def oracle(gemma_path: Path) -> Iterator[GrammarOracle]:
-    loaded = GrammarOracle.load(gemma_path)
-    yield loaded
-    loaded.close()
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,13 @@ import pytest
 from tests.fixtures.embed_gguf import cosine, norm, oracle_embeddings, oracle_tokens
 from tests.fixtures.embed_gguf import embed_ggufs as embed_ggufs  # the fixture, re-exported
 from tests.fixtures.fakehub import FakeHub, hub_env
-from tests.fixtures.servers import API_KEY, RunningServer, server_home, start_localchat_server
+from tests.fixtures.servers import (
+    API_KEY,
+    RunningServer,
+    openai_client,
+    server_home,
+    start_localchat_server,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 pytest.importorskip("llama_cpp")
@@ -55,7 +61,7 @@ def server(
 
 @pytest.fixture
 def client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    return openai_client(server)
 
 
 @pytest.fixture

@@ -23,7 +23,13 @@ import httpx
 import pytest
 
 from tests.fixtures.fakehub import FakeHub, hub_env
-from tests.fixtures.servers import API_KEY, RunningServer, server_home, start_localchat_server
+from tests.fixtures.servers import (
+    API_KEY,
+    RunningServer,
+    openai_client,
+    server_home,
+    start_localchat_server,
+)
 from tests.integration.cli import localchat_env
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
@@ -82,7 +88,7 @@ def served(
 @pytest.fixture
 def client(served: tuple[RunningServer, Path]) -> openai.OpenAI:
     server, _ = served
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    return openai_client(server)
 
 
 def assert_valid(calls: list) -> None:

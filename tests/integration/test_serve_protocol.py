@@ -12,7 +12,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.fixtures.servers import API_KEY, RunningServer, server_home, start_localchat_server
+from tests.fixtures.servers import (
+    API_KEY,
+    RunningServer,
+    keyed_server,
+    openai_client,
+    server_home,
+    start_localchat_server,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 pytest.importorskip("llama_cpp")
@@ -29,8 +36,7 @@ GENERATION_PATHS = ["/v1/chat/completions", "/v1/completions", "/api/chat", "/ap
 def server(
     tmp_path_factory: pytest.TempPathFactory, shared_pip_models: Path, gemma_path: Path
 ) -> Iterator[RunningServer]:
-    home = server_home(tmp_path_factory, shared_pip_models)
-    yield from start_localchat_server(home, "--api-key", API_KEY, "--threads", "2", "--no-pull")
+    yield from keyed_server(tmp_path_factory, shared_pip_models)
 
 
 def _body_for(path: str, text: str) -> bytes:
@@ -53,7 +59,7 @@ def _error_text(path: str, reply: httpx.Response) -> str:
 
 
 def _still_serves(server: RunningServer) -> None:
-    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    client = openai_client(server)
     reply = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": "Hi"}], max_tokens=3, temperature=0
     )
@@ -85,7 +91,7 @@ def test_a_missing_or_empty_model_is_400_naming_it(server: RunningServer, path: 
 
 
 def test_the_openai_sdk_gets_400s_naming_refused_fields(server: RunningServer) -> None:
-    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    client = openai_client(server)
     messages = [{"role": "user", "content": "Hi"}]
     tool = {"type": "function", "function": {"name": "now", "parameters": {"type": "object"}}}
     cases = [
@@ -128,7 +134,7 @@ def test_the_ollama_client_gets_400s_naming_refused_fields(server: RunningServer
 
 
 def test_every_request_is_one_log_line_without_prompts_or_keys(server: RunningServer) -> None:
-    client = openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    client = openai_client(server)
     stream = client.chat.completions.create(
         model=MODEL, messages=[{"role": "user", "content": SECRET_PROMPT}], max_tokens=4,
         temperature=0, stream=True, stream_options={"include_usage": True},

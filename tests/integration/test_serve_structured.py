@@ -18,7 +18,12 @@ import httpx
 import pytest
 from pydantic import BaseModel, Field
 
-from tests.fixtures.servers import API_KEY, RunningServer, server_home, start_localchat_server
+from tests.fixtures.servers import (
+    API_KEY,
+    RunningServer,
+    keyed_server,
+    openai_client,
+)
 
 pytestmark = [pytest.mark.llama, pytest.mark.slow]
 pytest.importorskip("llama_cpp")
@@ -81,13 +86,12 @@ ASK_WEATHER = [{"role": "user", "content": "What is the weather in Paris, in cel
 def server(
     tmp_path_factory: pytest.TempPathFactory, shared_pip_models: Path, gemma_path: Path
 ) -> Iterator[RunningServer]:
-    home = server_home(tmp_path_factory, shared_pip_models)
-    yield from start_localchat_server(home, "--api-key", API_KEY, "--threads", "2", "--no-pull")
+    yield from keyed_server(tmp_path_factory, shared_pip_models)
 
 
 @pytest.fixture
 def client(server: RunningServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.base_url}/v1", api_key=API_KEY, max_retries=0)
+    return openai_client(server)
 
 
 @pytest.fixture
